@@ -1,0 +1,82 @@
+"""Which device to run on, which precision to use there, and how fast that device could go at best.
+
+Model FLOPs Utilisation (MFU) divides the FLOPs a run actually does by the peak the chip can do, so the peak must
+be the chip's own: a table of dense bf16/fp16 tensor-core peaks by product name, looked up from
+``torch.cuda.get_device_name``. A device not in the table has no known peak and MFU is reported as unknown rather
+than against some other chip's number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+# Dense (no sparsity) bf16 peak FLOP/s from the vendors' data sheets. The first matching substring wins, so more
+# specific names come first.
+PEAK_BF16_FLOPS: list[tuple[str, float]] = [
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),  # SXM and NVL
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A10G", 125e12),
+    ("A10", 125e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("RTX 4090", 165e12),
+    ("RTX 3090", 71e12),
+    ("V100", 125e12),  # fp16: V100 has no bf16
+    ("T4", 65e12),  # fp16
+]
+
+
+def auto_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; anything else is passed to ``torch.device``."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
+    """The compute dtype for mixed precision. ``auto``: bf16 on CUDA when supported, else fp16; fp32 elsewhere."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in table:
+        raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
+    return table[dtype]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA; a no-op for float32 (and always on the CPU, where fp32 is the fast path)."""
+    if dtype == torch.float32 or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def peak_flops(device: torch.device | str) -> float | None:
+    """The device's dense bf16/fp16 peak in FLOP/s, or None when it is not a GPU we know."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, flops in PEAK_BF16_FLOPS:
+        if key in name:
+            return flops
+    return None
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock timings measure the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
