@@ -1,0 +1,378 @@
+"""The GPT-2 model, in one file you can read top to bottom.
+
+A GPT turns a sequence of token ids into, at every position, a score (logit) for each possible next token:
+
+    ids (B, T) → token embedding + position embedding → n_layer × Block → LayerNorm → lm_head → logits (B, T, V)
+
+Each Block is "pre-LN": the residual stream x is read through a LayerNorm by attention and then by an MLP, and each
+writes its result back by addition. Attention is causal: position t only looks at positions ≤ t, so one forward
+pass trains all T next-token predictions at once without any of them seeing its answer.
+
+The module and parameter names follow GPT-2 (``c_attn``, ``c_proj``, ``c_fc``, ``ln_1`` …) so that OpenAI's
+weights, as published on Hugging Face, load with nothing more than a transpose (see ``from_hf_state_dict``).
+
+References: OpenAI's GPT-2 code (tensorflow), Hugging Face's ``modeling_gpt2.py``, Karpathy's nanoGPT.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from .config import GPTConfig
+from .hardware import peak_flops
+from .sampling import sample_next
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (PyTorch's ``nn.LayerNorm`` only lets you drop both weight and bias)."""
+
+    def __init__(self, ndim: int, bias: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # eps = 1e-5 as in GPT-2; the variance is the biased one (divide by n, not n - 1)
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class LayerKVCache:
+    """The keys and values one attention layer has computed for the positions seen so far.
+
+    Generating token t+1 only needs the new token's query against the keys and values of positions 0..t, and
+    those never change (causality), so we keep them instead of recomputing the whole prefix every step.
+    """
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None  # (B, n_head, T_past, head_size)
+        self.v: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the new positions' keys and values; return those of all positions so far."""
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            self.k = torch.cat([self.k, k], dim=2)
+            self.v = torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+class KVCache:
+    """One ``LayerKVCache`` per Block; ``len(cache)`` is the number of positions already processed."""
+
+    def __init__(self, n_layer: int) -> None:
+        self.layers = [LayerKVCache() for _ in range(n_layer)]
+
+    def __len__(self) -> int:
+        return len(self.layers[0])
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with the heads computed together in one batched matmul.
+
+    ``impl`` selects how the attention itself is computed: ``"sdpa"`` calls PyTorch's fused
+    ``scaled_dot_product_attention`` (flash attention on GPUs that support it); ``"manual"`` spells out
+    softmax(q kᵀ / √d + mask) v, for teaching and for checking the fused kernel.
+    """
+
+    def __init__(self, config: GPTConfig, impl: str = "sdpa") -> None:
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        # key, query and value projections for all heads in one Linear ("c_attn" in GPT-2)
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        # the output projection, which mixes the heads back into the residual stream
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+        if impl not in ("sdpa", "manual"):
+            raise ValueError(f"attention impl must be 'sdpa' or 'manual', not {impl!r}")
+        self.impl = impl if hasattr(F, "scaled_dot_product_attention") else "manual"
+
+    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+        B, T, C = x.size()  # batch, sequence length, embedding width
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        # (B, T, C) → (B, n_head, T, head_size): each head attends independently
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        past = 0
+        if cache is not None:
+            past = len(cache)
+            k, v = cache.append(k, v)
+        # Query i sits at absolute position past + i and may attend to keys 0 .. past + i. With no past that is
+        # the usual lower-triangular mask; a single new query may attend to everything, so needs no mask.
+        mask = None
+        if past > 0 and T > 1:
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        is_causal = past == 0 and T > 1
+        dropout_p = self.dropout if self.training else 0.0
+
+        if self.impl == "sdpa":
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            if is_causal:
+                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            if mask is not None:
+                att = att.masked_fill(~mask, float("-inf"))
+            att = F.softmax(att, dim=-1)
+            att = self.attn_dropout(att)
+            y = att @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: widen 4×, GELU, project back."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        # GPT-2 used the tanh approximation of GELU (Hugging Face calls it "gelu_new"); the exact erf form differs
+        # by up to ~1e-3 and would not reproduce GPT-2's logits.
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """A transformer block, pre-LN: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
+
+    Normalising the input of each sublayer (not its output, as the original Transformer did) leaves the residual
+    stream an untouched sum, so gradients reach early layers directly and deep stacks train without warm-up tricks.
+    """
+
+    def __init__(self, config: GPTConfig, attention_impl: str = "sdpa") -> None:
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, impl=attention_impl)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+# Hugging Face's GPT-2 stores these four weights as Conv1D, (in_features, out_features): the transpose of Linear.
+HF_CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+class GPT(nn.Module):
+    """GPT-2: embeddings, a stack of Blocks, a final LayerNorm and a language-model head tied to the embeddings."""
+
+    def __init__(self, config: GPTConfig, attention_impl: str = "sdpa") -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
+                wpe=nn.Embedding(config.block_size, config.n_embd),  # learned position embeddings
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config, attention_impl) for _ in range(config.n_layer)]),
+                ln_f=LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Weight tying: reading a token in and predicting it out use the same matrix (GPT-2 does this; it saves
+        # vocab_size × n_embd parameters, 38.6M of GPT-2 small's 124M).
+        self.transformer.wte.weight = self.lm_head.weight
+
+        # GPT-2 initialisation: N(0, 0.02) for weights, zeros for biases, and the projections that write into the
+        # residual stream scaled down by 1/sqrt(2·n_layer), because 2·n_layer of them add up along the stream.
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Number of parameters (tied weights counted once). ``non_embedding`` leaves out the position
+        embeddings; the token embeddings stay, since they are also the output layer."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def set_attention_impl(self, impl: str) -> None:
+        """Switch every layer between the fused ("sdpa") and the spelled-out ("manual") attention."""
+        for block in self.transformer.h:
+            block.attn.impl = impl
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab_size) for every position, and the mean cross-entropy against ``targets``
+        (B, T) when given; target -1 means "no prediction here" and is left out of the mean.
+
+        With a ``kv_cache``, ``idx`` holds only the new tokens; they continue the positions in the cache.
+        """
+        B, T = idx.size()
+        past = len(kv_cache) if kv_cache is not None else 0
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"sequence of length {past + T} is longer than the model's block_size {self.config.block_size}: "
+                "crop the context to the last block_size tokens"
+            )
+        pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, kv_cache.layers[i] if kv_cache is not None else None)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
+        """Extend ``idx`` (B, T) by ``max_new_tokens`` tokens, each sampled from the last position's logits.
+
+        The context is cropped to the last ``block_size`` tokens. With ``use_cache`` each step feeds only the
+        newest token and reuses the cached keys and values; when the cache is full the window has to slide, which
+        shifts every position, so the cache is rebuilt from the cropped context (exactly what the uncached path
+        computes). See ``gpt_reference.sampling`` for temperature, top-k and top-p.
+        """
+        was_training = self.training
+        self.eval()
+        block_size = self.config.block_size
+        cache: KVCache | None = None
+        for _ in range(max_new_tokens):
+            if not use_cache:
+                logits, _ = self(idx[:, -block_size:])
+            elif cache is None or len(cache) + 1 > block_size:
+                cache = KVCache(self.config.n_layer)
+                logits, _ = self(idx[:, -block_size:], kv_cache=cache)
+            else:
+                logits, _ = self(idx[:, -1:], kv_cache=cache)
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, greedy, generator)
+            idx = torch.cat((idx, next_id), dim=1)
+        self.train(was_training)
+        return idx
+
+    def crop_block_size(self, block_size: int) -> None:
+        """Shrink the context length (e.g. load GPT-2's 1024 and fine-tune at 256) by dropping position rows."""
+        if block_size > self.config.block_size:
+            raise ValueError(f"can only shrink block_size ({self.config.block_size}), not grow it to {block_size}")
+        self.config.block_size = block_size
+        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size].detach().clone())
+
+    # ---- speed accounting -------------------------------------------------------------------------------------
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs (forward + backward) per token, as in the PaLM paper's appendix B: 6 per parameter
+        (2 forward, 4 backward) plus the attention scores, 12·n_layer·n_head·head_size·T."""
+        cfg = self.config
+        T = seq_len or cfg.block_size
+        return 6 * self.num_params(non_embedding=True) + 12 * cfg.n_layer * cfg.n_embd * T
+
+    def estimate_mfu(self, tokens_per_iter: int, seconds_per_iter: float, seq_len: int | None = None) -> float | None:
+        """Model FLOPs utilisation: achieved FLOP/s over this device's peak; None when the peak is unknown."""
+        peak = peak_flops(self.lm_head.weight.device)
+        if peak is None:
+            return None
+        return self.flops_per_token(seq_len) * tokens_per_iter / seconds_per_iter / peak
+
+    # ---- GPT-2 weights in Hugging Face's layout ---------------------------------------------------------------
+
+    def to_hf_state_dict(self) -> dict[str, torch.Tensor]:
+        """Our weights in the layout of Hugging Face's ``GPT2LMHeadModel`` (Conv1D weights transposed)."""
+        out = {}
+        for name, tensor in self.state_dict().items():
+            out[name] = tensor.t().contiguous() if name.endswith(HF_CONV1D_WEIGHTS) else tensor
+        return out
+
+    @classmethod
+    def from_hf_state_dict(cls, hf_state: dict[str, torch.Tensor], config: GPTConfig) -> GPT:
+        """Build a GPT from a state dict in Hugging Face's GPT-2 layout (``GPT2LMHeadModel`` or ``GPT2Model``)."""
+        model = cls(config)
+        ours = model.state_dict()
+        converted = {}
+        for name, tensor in hf_state.items():
+            if name.endswith((".attn.bias", ".attn.masked_bias")):
+                continue  # old transformers versions store the causal mask as a buffer
+            key = name if name.startswith(("transformer.", "lm_head.")) else f"transformer.{name}"
+            if key.endswith(HF_CONV1D_WEIGHTS):
+                tensor = tensor.t()
+            converted[key] = tensor
+        converted.setdefault("lm_head.weight", converted["transformer.wte.weight"])
+        missing = sorted(set(ours) - set(converted))
+        unexpected = sorted(set(converted) - set(ours))
+        if missing or unexpected:
+            raise ValueError(f"state dict does not match GPT-2's layout: missing {missing}, unexpected {unexpected}")
+        for key, tensor in converted.items():
+            if tensor.shape != ours[key].shape:
+                raise ValueError(f"{key}: shape {tuple(tensor.shape)} does not fit the model's {tuple(ours[key].shape)}")
+        model.load_state_dict(converted)
+        return model
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Any, dropout: float = 0.0) -> GPT:
+        """Load GPT-2 weights through Hugging Face ``transformers``.
+
+        ``name_or_path`` is a local folder saved with ``save_pretrained`` (works offline), a hub name such as
+        ``"gpt2"`` or ``"gpt2-xl"`` (downloaded once into the Hugging Face cache), or a loaded ``GPT2LMHeadModel``.
+        """
+        if isinstance(name_or_path, nn.Module):
+            hf_model = name_or_path
+        else:
+            try:
+                from transformers import GPT2LMHeadModel
+            except ImportError as e:
+                raise ImportError("loading GPT-2 weights needs transformers: pip install -e '.[hf]'") from e
+            hf_model = GPT2LMHeadModel.from_pretrained(name_or_path)
+        hf_config = hf_model.config
+        if getattr(hf_config, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"this GPT uses tanh GELU; the checkpoint uses {hf_config.activation_function}")
+        config = GPTConfig(
+            block_size=hf_config.n_positions,
+            vocab_size=hf_config.vocab_size,
+            n_layer=hf_config.n_layer,
+            n_head=hf_config.n_head,
+            n_embd=hf_config.n_embd,
+            dropout=dropout,
+            bias=True,
+        )
+        return cls.from_hf_state_dict(hf_model.state_dict(), config)
+
+    def describe(self) -> dict[str, Any]:
+        """The config and size, for logs and checkpoints."""
+        return {**asdict(self.config), "parameters": self.num_params()}

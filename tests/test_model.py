@@ -1,0 +1,229 @@
+"""The reference model: shapes, causality, parameter count, attention paths, KV cache, sampling, GPT-2 parity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gpt_reference.config import GPTConfig
+from gpt_reference.model import GPT, KVCache
+from gpt_reference.sampling import filter_logits, sample_next
+
+SMALL = GPTConfig(block_size=16, vocab_size=37, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=True)
+
+
+def small_model(seed: int = 0, **overrides) -> GPT:
+    torch.manual_seed(seed)
+    config = GPTConfig(**{**SMALL.__dict__, **overrides})
+    return GPT(config).eval()
+
+
+def test_forward_shapes_and_loss():
+    model = small_model()
+    idx = torch.randint(0, 37, (3, 10))
+    logits, loss = model(idx)
+    assert logits.shape == (3, 10, 37) and loss is None
+    logits, loss = model(idx, targets=idx)
+    assert loss.shape == () and torch.isfinite(loss)
+    # an untrained model is close to uniform: loss ≈ ln(vocab_size)
+    assert abs(loss.item() - torch.log(torch.tensor(37.0)).item()) < 0.5
+
+
+def test_ignore_index_leaves_positions_out_of_the_loss():
+    model = small_model()
+    idx = torch.randint(0, 37, (2, 8))
+    targets = torch.randint(0, 37, (2, 8))
+    masked = targets.clone()
+    masked[:, :4] = -1
+    logits, loss = model(idx, masked)
+    expected = torch.nn.functional.cross_entropy(logits[:, 4:].reshape(-1, 37), targets[:, 4:].reshape(-1))
+    torch.testing.assert_close(loss, expected)
+
+
+def test_too_long_input_is_a_clear_error():
+    model = small_model()
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "manual"])
+def test_causality_future_tokens_never_change_past_logits(impl):
+    model = small_model()
+    model.set_attention_impl(impl)
+    idx = torch.randint(0, 37, (2, 12))
+    changed = idx.clone()
+    changed[:, 7] = (changed[:, 7] + 1) % 37
+    before, _ = model(idx)
+    after, _ = model(changed)
+    assert torch.equal(before[:, :7], after[:, :7])
+    assert not torch.allclose(before[:, 7:], after[:, 7:])
+
+
+def test_gpt2_has_124439808_parameters():
+    model = GPT(GPTConfig.from_preset("gpt2"))
+    assert model.num_params() == 124_439_808
+    assert model.num_params(non_embedding=True) == 124_439_808 - 1024 * 768
+
+
+def test_lm_head_is_tied_to_token_embeddings():
+    model = small_model()
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_gpt2_initialisation_statistics():
+    torch.manual_seed(0)
+    config = GPTConfig(n_layer=8, n_head=4, n_embd=256, vocab_size=1000, block_size=64)
+    model = GPT(config)
+    proj_std = model.transformer.h[0].mlp.c_proj.weight.std().item()
+    fc_std = model.transformer.h[0].mlp.c_fc.weight.std().item()
+    assert abs(fc_std - 0.02) < 0.001
+    assert abs(proj_std - 0.02 / (2 * 8) ** 0.5) < 0.0005
+    assert torch.count_nonzero(model.transformer.h[0].attn.c_attn.bias) == 0
+
+
+def test_sdpa_and_manual_attention_agree():
+    model = small_model()
+    idx = torch.randint(0, 37, (2, 16))
+    model.set_attention_impl("sdpa")
+    fused, _ = model(idx)
+    model.set_attention_impl("manual")
+    manual, _ = model(idx)
+    torch.testing.assert_close(fused, manual, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "manual"])
+def test_kv_cache_forward_matches_full_forward(impl):
+    model = small_model()
+    model.set_attention_impl(impl)
+    idx = torch.randint(0, 37, (2, 12))
+    full, _ = model(idx)
+    cache = KVCache(model.config.n_layer)
+    first, _ = model(idx[:, :5], kv_cache=cache)  # a prefill ...
+    middle, _ = model(idx[:, 5:9], kv_cache=cache)  # ... a chunk of several new tokens (needs an offset mask) ...
+    steps = [model(idx[:, t : t + 1], kv_cache=cache)[0] for t in range(9, 12)]  # ... then one token at a time
+    torch.testing.assert_close(torch.cat([first, middle, *steps], dim=1), full, atol=1e-5, rtol=1e-5)
+    assert len(cache) == 12
+
+
+def test_cached_generation_equals_uncached_past_the_block_size():
+    model = small_model(seed=3)
+    prompt = torch.randint(0, 37, (2, 5))
+    # 30 new tokens with block_size 16: the window slides and the cache has to be rebuilt
+    cached = model.generate(prompt, 30, greedy=True, use_cache=True)
+    uncached = model.generate(prompt, 30, greedy=True, use_cache=False)
+    assert cached.shape == (2, 35)
+    assert torch.equal(cached, uncached)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    sampled_cached = model.generate(prompt, 20, temperature=1.0, top_k=10, generator=g1, use_cache=True)
+    sampled_uncached = model.generate(prompt, 20, temperature=1.0, top_k=10, generator=g2, use_cache=False)
+    assert torch.equal(sampled_cached, sampled_uncached)
+
+
+def test_generate_restores_training_mode():
+    model = small_model().train()
+    model.generate(torch.zeros(1, 1, dtype=torch.long), 2)
+    assert model.training
+
+
+def test_crop_block_size():
+    model = small_model()
+    idx = torch.randint(0, 37, (1, 8))
+    before, _ = model(idx)
+    model.crop_block_size(8)
+    after, _ = model(idx)
+    assert model.transformer.wpe.weight.shape == (8, 16)
+    torch.testing.assert_close(before, after)
+    with pytest.raises(ValueError):
+        model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_flops_per_token_matches_the_palm_formula():
+    model = small_model()
+    n = model.num_params() - 16 * 16  # all but the position embeddings
+    assert model.flops_per_token() == 6 * n + 12 * 2 * 16 * 16
+    assert model.estimate_mfu(tokens_per_iter=1000, seconds_per_iter=1.0) is None  # no known peak on a CPU
+
+
+# ---- sampling ---------------------------------------------------------------------------------------------------
+
+
+def test_greedy_and_temperature_zero_pick_the_argmax():
+    logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 2.9]])
+    assert sample_next(logits, greedy=True).tolist() == [[1], [0]]
+    assert sample_next(logits, temperature=0).tolist() == [[1], [0]]
+
+
+def test_top_k_keeps_exactly_k_tokens():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    kept = torch.isfinite(filter_logits(logits, top_k=2))
+    assert kept.tolist() == [[False, True, False, True, False]]
+
+
+def test_top_p_keeps_the_token_that_crosses_the_threshold():
+    probs = torch.tensor([[0.05, 0.5, 0.15, 0.3]])
+    kept = torch.isfinite(filter_logits(probs.log(), top_p=0.9))
+    assert kept.tolist() == [[False, True, True, True]]
+    kept = torch.isfinite(filter_logits(probs.log(), top_p=0.5))
+    assert kept.tolist() == [[False, True, False, False]]
+
+
+def test_sampling_frequencies_follow_the_filtered_softmax():
+    logits = torch.log(torch.tensor([[0.4, 0.3, 0.2, 0.1]]))
+    g = torch.Generator().manual_seed(0)
+    draws = torch.cat([sample_next(logits.expand(500, 4), top_k=3, generator=g) for _ in range(20)]).flatten()
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    assert freq[3] == 0  # never outside the top-k
+    torch.testing.assert_close(freq[:3], torch.tensor([4 / 9, 3 / 9, 2 / 9]), atol=0.02, rtol=0)
+
+
+# ---- GPT-2 weights in Hugging Face's layout ---------------------------------------------------------------------
+
+
+def test_hf_layout_round_trip_transposes_conv1d_weights():
+    model = small_model()
+    hf_state = model.to_hf_state_dict()
+    assert hf_state["transformer.h.0.attn.c_attn.weight"].shape == (16, 48)  # Conv1D: (in, out)
+    rebuilt = GPT.from_hf_state_dict(hf_state, model.config).eval()
+    idx = torch.randint(0, 37, (2, 9))
+    torch.testing.assert_close(rebuilt(idx)[0], model(idx)[0])
+    untransposed = dict(hf_state, **{"transformer.h.0.mlp.c_fc.weight": model.transformer.h[0].mlp.c_fc.weight})
+    with pytest.raises(ValueError, match="c_fc"):
+        GPT.from_hf_state_dict(untransposed, model.config)
+
+
+@pytest.fixture(scope="module")
+def hf_gpt2(tmp_path_factory):
+    transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install -e '.[hf]')")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=97, n_positions=32, n_embd=48, n_layer=3, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0
+    )
+    model = transformers.GPT2LMHeadModel(config).eval()
+    # a saved folder, as from_pretrained reads one (a hub download lands in the same format)
+    folder = tmp_path_factory.mktemp("hf_gpt2")
+    model.save_pretrained(folder)
+    return model, folder
+
+
+def test_from_pretrained_matches_hugging_face_logits_and_generations(hf_gpt2):
+    hf_model, folder = hf_gpt2
+    ours = GPT.from_pretrained(str(folder)).eval()
+    assert ours.config.n_layer == 3 and ours.config.block_size == 32
+    idx = torch.randint(0, 97, (2, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = hf_model(idx).logits
+    got, _ = ours(idx)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        hf_tokens = hf_model.generate(
+            idx[:, :6], max_new_tokens=12, do_sample=False, pad_token_id=0, attention_mask=torch.ones(2, 6)
+        )
+    assert torch.equal(ours.generate(idx[:, :6], 12, greedy=True), hf_tokens)
+
+
+def test_from_pretrained_accepts_a_loaded_model(hf_gpt2):
+    hf_model, _ = hf_gpt2
+    ours = GPT.from_pretrained(hf_model).eval()
+    idx = torch.randint(0, 97, (1, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(idx)[0], hf_model(idx).logits, atol=1e-4, rtol=1e-4)
