@@ -196,8 +196,9 @@ def hf_gpt2(tmp_path_factory):
     transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install -e '.[hf]')")
     torch.manual_seed(0)
     config = transformers.GPT2Config(
-        vocab_size=97, n_positions=32, n_embd=48, n_layer=3, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0
+        vocab_size=97, n_positions=32, n_embd=48, n_layer=3, n_head=4, initializer_range=0.3, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0
     )
+    # weights 15× larger than GPT-2's init, so that activations reach where tanh GELU and exact GELU differ
     model = transformers.GPT2LMHeadModel(config).eval()
     # a saved folder, as from_pretrained reads one (a hub download lands in the same format)
     folder = tmp_path_factory.mktemp("hf_gpt2")
