@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,19 +154,6 @@ def _field_type(section_obj: Any, key: str) -> Any:
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check (and, for strings from the command line, parse) a value against a dataclass field's type."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(annotation):
-            try:
-                return _coerce(value, option, where)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError(f"{where}: {value!r} matches none of {annotation}")
-    if annotation is type(None):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        raise ValueError(f"{where}: expected None, got {value!r}")
     if annotation is bool:
         if isinstance(value, bool):
             return value

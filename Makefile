@@ -1,0 +1,32 @@
+# Two commands matter: `make demo` (set up, then train the reference on the adder task) and `make test`.
+# Both create .venv and install the project on first use. torch is installed first, pinned, when missing: on
+# this project's CPU machines torch==2.13.0 is a local CPU wheel; on a GPU machine install your CUDA build of
+# torch (>= 2.4) into .venv before running make, and it is kept.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_PIN := torch==2.13.0
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: install demo test lab clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e '.[hf]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m gpt_reference train --config adder
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(LAB_FLAGS) lessons/
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

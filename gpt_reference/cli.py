@@ -1,0 +1,283 @@
+"""The command line: ``python -m gpt_reference prepare|train|sample|bench``.
+
+    python -m gpt_reference train --config adder                      # the demo: 2-digit addition, CPU, minutes
+    python -m gpt_reference train --config shakespeare_char_cpu --max_iters=500
+    python -m gpt_reference sample --out_dir runs/shakespeare_char_cpu --prompt "ROMEO:"
+    python -m gpt_reference sample --init_from gpt2 --prompt "Hello"  # GPT-2's weights via transformers
+    python -m gpt_reference bench --config shakespeare_char --json bench.json
+
+``prepare``, ``train`` and ``bench`` read a run config (``--config``: a built-in name or a .toml path) and then
+``--key=value`` overrides of any config field; ``--help`` on each command lists the keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import adder, data
+from .config import SECTIONS, GPTConfig, RunConfig, SampleConfig, builtin_configs, load_config
+from .hardware import autocast, auto_device, peak_flops, resolve_dtype, synchronize
+from .model import GPT
+from .trainer import Trainer, configure_optimizer, load_checkpoint
+
+
+def _config_keys_help() -> str:
+    lines = ["config keys (override any with --key=value, or --section.key=value):"]
+    defaults = RunConfig()
+    for section in SECTIONS:
+        fields = dataclasses.fields(getattr(defaults, section))
+        keys = ", ".join(f"{f.name}={getattr(getattr(defaults, section), f.name)!r}" for f in fields)
+        lines.append(f"  [{section}] {keys}")
+    lines.append("  [model] also takes preset=gpt2|gpt2-medium|gpt2-large|gpt2-xl|gpt-mini|gpt-micro|gpt-nano")
+    lines.append(f"built-in configs: {', '.join(builtin_configs())}")
+    return "\n".join(lines)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gpt_reference", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    formatter = argparse.RawDescriptionHelpFormatter
+    for name, summary in [
+        ("prepare", "download and tokenize a data set into train.bin / val.bin"),
+        ("train", "train a model; checkpoints, metrics.jsonl and loss.png go to out_dir"),
+        ("bench", "time training steps: ms/iter, tokens/s and MFU (like nanoGPT's bench.py)"),
+    ]:
+        command = commands.add_parser(
+            name, help=summary, description=summary, epilog=_config_keys_help(), formatter_class=formatter
+        )
+        command.add_argument("--config", default=None, help="a built-in config name or a .toml path")
+        if name == "bench":
+            command.add_argument("--steps", type=int, default=20, help="timed optimizer steps (default 20)")
+            command.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+            command.add_argument("--json", default=None, help="write the figures to this JSON file")
+            command.add_argument("--synthetic", action="store_true", help="random tokens instead of the data set")
+    sample = commands.add_parser("sample", help="generate text from a trained run or from GPT-2's weights")
+    source = sample.add_mutually_exclusive_group(required=True)
+    source.add_argument("--out_dir", help="a run folder holding ckpt.pt (from train)")
+    source.add_argument("--init_from", help="a Hugging Face GPT-2 name (gpt2, gpt2-xl, ...) or saved folder")
+    defaults = SampleConfig()
+    sample.add_argument("--prompt", default=None, help="text to continue; FILE:path reads it from a file")
+    sample.add_argument("--num_samples", type=int, default=defaults.num_samples)
+    sample.add_argument("--max_new_tokens", type=int, default=defaults.max_new_tokens)
+    sample.add_argument("--temperature", type=float, default=defaults.temperature)
+    sample.add_argument("--top_k", type=int, default=defaults.top_k, help="0 turns top-k filtering off")
+    sample.add_argument("--top_p", type=float, default=defaults.top_p)
+    sample.add_argument("--seed", type=int, default=1337)
+    sample.add_argument("--device", default="auto")
+    return parser
+
+
+# ---- prepare ------------------------------------------------------------------------------------------------------
+
+
+def prepare(config: RunConfig) -> None:
+    data.prepare(config.data)
+
+
+# ---- train --------------------------------------------------------------------------------------------------------
+
+
+def _model_config_for(config: RunConfig, dataset: Any) -> GPTConfig:
+    """The data decides the vocabulary; the adder's fixed-length problems decide the context."""
+    model_config = dataclasses.replace(config.model, vocab_size=dataset.vocab_size)
+    if config.data.dataset == "adder":
+        model_config.block_size = dataset.block_size
+    return model_config
+
+
+def train(config: RunConfig) -> dict[str, Any]:
+    torch.manual_seed(config.train.seed)
+    dataset = data.load_dataset(config.data, config.model.block_size)
+    config.model = _model_config_for(config, dataset)
+    model = GPT(config.model)
+    out_dir = Path(config.train.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data.save_tokenizer(dataset, out_dir / "tokenizer.json")
+    print(f"model: {model.num_params() / 1e6:.2f}M parameters, {dataclasses.asdict(config.model)}")
+    trainer = Trainer(
+        model,
+        config.train,
+        dataset,
+        flops_per_token=model.flops_per_token(config.model.block_size),
+        extra_state={"run_config": config.to_dict()},
+    )
+    summary = trainer.fit()
+    if trainer.is_main_process:
+        _after_training(config, trainer.model, dataset, trainer.device)
+    return summary
+
+
+def _after_training(config: RunConfig, model: GPT, dataset: Any, device: torch.device) -> None:
+    if isinstance(dataset, adder.AdditionTask):
+        report = adder.evaluate(model, dataset, split="val", device=device)
+        print(adder.format_report(report))
+        return
+    prompt = config.sample.prompt
+    ids = torch.tensor([dataset.encode(prompt)], dtype=torch.long, device=device)
+    generator = torch.Generator(device=device).manual_seed(config.train.seed)
+    out = model.generate(
+        ids,
+        config.sample.max_new_tokens,
+        temperature=config.sample.temperature,
+        top_k=config.sample.top_k or None,
+        top_p=config.sample.top_p,
+        generator=generator,
+    )
+    print("---- a sample ----")
+    print(dataset.decode(out[0].tolist()))
+
+
+# ---- sample -------------------------------------------------------------------------------------------------------
+
+
+def _load_run(out_dir: Path, device: torch.device) -> tuple[GPT, Any, RunConfig]:
+    checkpoint_path = out_dir / "ckpt.pt"
+    if not checkpoint_path.exists():
+        raise SystemExit(f"no checkpoint at {checkpoint_path}: train first (python -m gpt_reference train ...)")
+    checkpoint = load_checkpoint(checkpoint_path, map_location=device)
+    config = RunConfig.from_dict(checkpoint["extra_state"]["run_config"])
+    model = GPT(config.model)
+    model.load_state_dict(checkpoint["model"])
+    tokenizer = data.load_tokenizer(out_dir / "tokenizer.json")
+    return model.to(device), tokenizer, config
+
+
+def sample(args: argparse.Namespace) -> list[str]:
+    device = auto_device(args.device)
+    if args.out_dir:
+        model, tokenizer, _ = _load_run(Path(args.out_dir), device)
+    else:
+        model = GPT.from_pretrained(args.init_from).to(device)
+        tokenizer = data.load_tokenizer(None)  # GPT-2's own encoding, through tiktoken
+    prompt = args.prompt if args.prompt is not None else "\n"
+    if prompt.startswith("FILE:"):
+        prompt = Path(prompt[5:]).read_text(encoding="utf-8")
+    ids = torch.tensor([tokenizer.encode(prompt)] * args.num_samples, dtype=torch.long, device=device)
+    if ids.size(1) == 0:
+        raise SystemExit("the prompt is empty: give --prompt with at least one token")
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    out = model.generate(
+        ids,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k or None,
+        top_p=args.top_p,
+        generator=generator,
+    )
+    texts = [tokenizer.decode(row.tolist()) for row in out]
+    for text in texts:
+        print(text)
+        print("---------------")
+    return texts
+
+
+# ---- bench --------------------------------------------------------------------------------------------------------
+
+
+def bench(config: RunConfig, steps: int, warmup: int, json_path: str | None, synthetic: bool = False) -> dict[str, Any]:
+    """Time full optimizer steps (forward, backward, clip, AdamW) on one batch, as the trainer runs them."""
+    train_config = config.train
+    device = auto_device(train_config.device)
+    dtype = resolve_dtype(device, train_config.dtype)
+    torch.manual_seed(train_config.seed)
+    if synthetic:  # random tokens over the config's vocabulary: no data set needed (e.g. gpt2_124m)
+        model_config, dataset = config.model, None
+    else:
+        dataset = data.load_dataset(config.data, config.model.block_size)
+        model_config = _model_config_for(config, dataset)
+    model = GPT(model_config).to(device)
+    optimizer = configure_optimizer(
+        model, train_config.weight_decay, train_config.learning_rate, (train_config.beta1, train_config.beta2),
+        device.type,
+    )
+    step_model = torch.compile(model) if train_config.compile else model
+    B, T = train_config.batch_size, model_config.block_size
+    generator = torch.Generator().manual_seed(train_config.seed)
+    if dataset is None:
+        x = torch.randint(0, model_config.vocab_size, (B, T), generator=generator).to(device)
+        y = torch.randint(0, model_config.vocab_size, (B, T), generator=generator).to(device)
+    else:
+        x, y = dataset.get_batch("train", B, generator, device)
+        T = x.size(1)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    def step() -> None:
+        for _ in range(train_config.grad_accum_steps):
+            with autocast(device, dtype):
+                _, loss = step_model(x, y)
+            scaler.scale(loss / train_config.grad_accum_steps).backward()
+        if train_config.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    seconds_per_iter = (time.perf_counter() - start) / steps
+    tokens_per_iter = B * T * train_config.grad_accum_steps
+    mfu = model.estimate_mfu(tokens_per_iter, seconds_per_iter, seq_len=T)
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        "dtype": str(dtype).removeprefix("torch."),
+        "compile": train_config.compile,
+        "parameters": model.num_params(),
+        "batch_size": B,
+        "block_size": T,
+        "grad_accum_steps": train_config.grad_accum_steps,
+        "ms_per_iter": 1000 * seconds_per_iter,
+        "tokens_per_sec": tokens_per_iter / seconds_per_iter,
+        "mfu": mfu,
+        "peak_flops": peak_flops(device),
+        "steps": steps,
+    }
+    mfu_text = f"{100 * mfu:.1f}%" if mfu is not None else "n/a (no known peak for this device)"
+    print(
+        f"{result['device']} {result['dtype']}: {result['ms_per_iter']:.1f} ms/iter, "
+        f"{result['tokens_per_sec']:,.0f} tok/s, MFU {mfu_text}"
+    )
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+# ---- entry point --------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "sample":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        sample(args)
+        return 0
+    try:
+        config = load_config(args.config, rest)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        parser.error(str(e))
+    if args.command == "prepare":
+        prepare(config)
+    elif args.command == "train":
+        train(config)
+    elif args.command == "bench":
+        bench(config, args.steps, args.warmup, args.json, args.synthetic)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The two ways to install (pip and conda) describe one environment, and the entry points people read exist."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# conda-forge spells a few packages differently from PyPI
+CONDA_NAMES = {"pytorch": "torch"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def pip_dependencies() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {_name(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        names |= {_name(r) for r in extra}
+    return names
+
+
+def conda_dependencies() -> set[str]:
+    names = set()
+    in_dependencies = False
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        if line.startswith("dependencies:"):
+            in_dependencies = True
+            continue
+        if in_dependencies and line.startswith("  - ") and not line.strip().endswith(":"):
+            name = _name(line.strip()[2:])
+            if name not in ("python", "pip"):
+                names.add(CONDA_NAMES.get(name, name))
+    return names
+
+
+def test_environment_yml_and_pyproject_name_the_same_dependencies():
+    assert conda_dependencies() == pip_dependencies()
+
+
+def test_environment_yml_installs_the_repo_itself():
+    assert "-e .[hf]" in (ROOT / "environment.yml").read_text()
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    first_commands = re.findall(r"^make (\w+)", readme, flags=re.M)[:2]
+    assert first_commands == ["demo", "test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_builtin_config_loads():
+    from gpt_reference.config import builtin_configs, load_config
+
+    names = builtin_configs()
+    assert {"adder", "shakespeare_char", "shakespeare_char_cpu", "shakespeare_bpe", "gpt2_124m"} <= set(names)
+    for name in names:
+        load_config(name)
