@@ -7,6 +7,8 @@ graders compare learners' code against, and that anyone can use to train and sam
 from .config import GPTConfig, RunConfig, TrainConfig, load_config
 from .model import GPT, KVCache
 from .sampling import sample_next
+from .tokenizer import BPETokenizer, CharTokenizer
+from .trainer import Trainer
 
 __all__ = [
     "GPT",
@@ -16,4 +18,7 @@ __all__ = [
     "TrainConfig",
     "load_config",
     "sample_next",
+    "BPETokenizer",
+    "CharTokenizer",
+    "Trainer",
 ]

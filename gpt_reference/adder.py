@@ -180,8 +180,8 @@ def format_report(report: AdderReport, examples: int = 5) -> str:
         return f"  {r.a} + {r.b} = {r.predicted} {verdict}"
 
     lines = [
-        f"{report.n_digits}-digit addition, {report.split} split: {report.correct}/{report.total} correct "
-        f"({report.accuracy:.1%})"
+        f"{report.n_digits}-digit addition, {report.split} split: accuracy {report.accuracy:.1%} "
+        f"({report.correct}/{report.total} exactly right)"
     ]
     lines += [line(r) for r in report.results[:examples]]
     failures = report.failures

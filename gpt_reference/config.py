@@ -102,9 +102,9 @@ class TrainConfig:
 class DataConfig:
     """Which data set to train on and how to tokenize it (see ``gpt_reference.data``)."""
 
-    dataset: str = "shakespeare_char"  # adder | shakespeare_char | shakespeare | text
+    dataset: str = "shakespeare_char"  # adder | shakespeare_char | shakespeare | text | textdir
     data_dir: str = ""  # where source files live (default: $GPT_DATA_DIR, then the download cache)
-    text_path: str = ""  # the file to use with dataset = "text"
+    text_path: str = ""  # the file (dataset = "text") or folder (dataset = "textdir") to read
     tokenizer: str = "auto"  # for text data sets: char | bpe | gpt2 | auto
     bpe_vocab_size: int = 2048  # when we train our own BPE
     adder_digits: int = 2  # the adder task: n-digit addition

@@ -279,11 +279,14 @@ def set_seed(seed: int) -> None:
 class Trainer:
     """Trains ``model`` on ``data`` as ``config`` says. See the module docstring for the conventions.
 
-    Attributes callbacks may read: ``model`` (the plain module, never the DDP/compiled wrapper), ``config``,
-    ``device``, ``dtype``, ``optimizer``, ``iter_num`` (steps done), ``last_loss`` (loss of the last step, this
-    process's micro-batches), ``last_lr``, ``last_eval`` (``{"train": ..., "val": ...}`` of the last evaluation),
-    ``best_val_loss``, ``tokens_per_sec``, ``mfu`` (None when unknown), ``rank``, ``world_size``, ``is_master``,
-    ``out_dir``, ``ckpt_path``.
+    Pass the plain model (``config.compile`` compiles it). Attributes callbacks may read: ``model`` (the plain
+    module, never the DDP/compiled wrapper), ``config``, ``device``, ``dtype``, ``optimizer``, ``iter_num`` (steps
+    done), ``last_loss`` (mean loss of the last step's micro-batches, over all processes), ``last_lr``,
+    ``last_eval`` (``{"train": ..., "val": ...}`` of the last evaluation), ``best_val_loss``, ``tokens_per_sec``,
+    ``mfu`` (None when unknown), ``rank``, ``world_size``, ``is_master``, ``out_dir``, ``ckpt_path``.
+
+    ``flops_per_token`` (training FLOPs, forward + backward, per token) enables the MFU figure; ``extra_state``
+    (e.g. the run's config, so that the model can be rebuilt) is stored in every checkpoint as it is.
 
     Under ``torchrun`` (the environment has RANK, WORLD_SIZE and LOCAL_RANK) the trainer joins the process group
     (nccl on CUDA, gloo on the CPU), uses GPU ``LOCAL_RANK``, wraps the model in DistributedDataParallel, and only
@@ -307,20 +310,10 @@ class Trainer:
 
         # --- processes and device
         self.ddp = int(os.environ.get("RANK", -1)) != -1 and int(os.environ.get("WORLD_SIZE", 1)) > 1
-        self.device = auto_device(config.device)
-        self._owns_process_group = False
         if self.ddp:
-            import torch.distributed as dist
-
             self.rank = int(os.environ["RANK"])
             self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
             self.world_size = int(os.environ["WORLD_SIZE"])
-            if self.device.type == "cuda":
-                self.device = torch.device("cuda", self.local_rank)
-                torch.cuda.set_device(self.device)
-            if not dist.is_initialized():
-                dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
-                self._owns_process_group = True
         else:
             self.rank, self.local_rank, self.world_size = 0, 0, 1
         self.is_master = self.rank == 0
@@ -329,14 +322,24 @@ class Trainer:
                 f"grad_accum_steps ({config.grad_accum_steps}) must be a positive multiple of the number of "
                 f"processes ({self.world_size}): it counts the micro-batches of all processes together"
             )
+        self.device = auto_device(config.device)
+        self._owns_process_group = False
+        if self.ddp:
+            import torch.distributed as dist
+
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.local_rank)
+                torch.cuda.set_device(self.device)
+            if not dist.is_initialized():
+                dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+                self._owns_process_group = True
         self.local_accum = config.grad_accum_steps // self.world_size
         set_seed(config.seed + self.rank)
 
         # --- precision
         self.dtype = resolve_dtype(self.device, config.dtype)
         if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True  # as nanoGPT: fp32 matmuls on tensor cores
-            torch.backends.cudnn.allow_tf32 = True
+            torch.set_float32_matmul_precision("high")  # as nanoGPT: fp32 matmuls may use TF32 tensor cores
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.device.type == "cuda" and self.dtype == torch.float16
         )
@@ -371,6 +374,11 @@ class Trainer:
         self._bar: tqdm | None = None
         if config.resume:
             self.load(self.ckpt_path)
+
+    @property
+    def is_main_process(self) -> bool:
+        """Another name for ``is_master``: rank 0, the process that logs and writes files."""
+        return self.is_master
 
     # ---- callbacks --------------------------------------------------------------------------------------------
 
@@ -407,14 +415,14 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            sums = torch.zeros(len(SPLIT_IDS), dtype=torch.float64, device=self.device)
+            sums = torch.zeros(len(SPLIT_IDS), device=self.device)  # float32: MPS has no float64
             for i, split in enumerate(SPLIT_IDS):
                 for k in range(self.rank, n, self.world_size):
                     gen = _generator(self.config.seed, split, EVAL_STEP, k)
                     x, y = self.data.get_batch(split, self.config.batch_size, gen, self.device)
                     with autocast(self.device, self.dtype):
                         _, loss = self._eval_model(x, y)
-                    sums[i] += loss.detach().double()
+                    sums[i] += loss.detach().float()
             if self.ddp:
                 import torch.distributed as dist
 
@@ -510,6 +518,11 @@ class Trainer:
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach().float()
 
+        if self.ddp:  # the mean over all processes: every process logs, and detects divergence, alike
+            import torch.distributed as dist
+
+            dist.all_reduce(loss_sum)
+            loss_sum /= self.world_size
         loss_value = loss_sum.item()  # waits for the device
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
@@ -529,9 +542,10 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train from ``iter_num`` to ``config.max_iters``.
 
-        Evaluates at iteration 0 of a fresh run, every ``eval_interval`` steps and at the end; after an
-        evaluation saves a checkpoint when the val loss improved (or always, with ``always_save_checkpoint``);
-        saves a final checkpoint at the end, so that ``out_dir/ckpt.pt`` then holds the last model.
+        Evaluates at iteration 0 of a fresh run, every ``eval_interval`` steps (0: only at the end) and at the
+        end (``eval_iters = 0`` turns evaluation off); after an evaluation saves a checkpoint when the val loss
+        improved (or always, with ``always_save_checkpoint``); saves a final checkpoint at the end, so that
+        ``out_dir/ckpt.pt`` then holds the last model. Under DDP call it in every process.
 
         On NaN/inf loss raises ``TrainingDiverged`` without saving. On Ctrl-C (KeyboardInterrupt) saves a
         checkpoint of the last completed step, prints how to resume, and re-raises the KeyboardInterrupt.
@@ -651,13 +665,13 @@ class Trainer:
         mfu = "n/a" if self.mfu is None else f"{self.mfu * 100:.1f}%"
         if self._bar is not None and not self._bar.disable:
             self._bar.update(1)
-            self._bar.set_postfix(
-                loss=f"{self.last_loss:.4f}",
-                lr=f"{self.last_lr:.2e}",
-                tok_s=f"{self.tokens_per_sec or 0:,.0f}",
-                mfu=mfu,
-                refresh=False,
-            )
+            postfix = {
+                "loss": f"{self.last_loss:.4f}",
+                "lr": f"{self.last_lr:.2e}",
+                "tok/s": f"{self.tokens_per_sec or 0:,.0f}",
+                "mfu": mfu,
+            }
+            self._bar.set_postfix(postfix, refresh=False)  # a dict keeps this order (keywords get sorted)
         if cfg.log_interval > 0 and self.iter_num % cfg.log_interval == 0:
             self._write_metrics(
                 {

@@ -1,0 +1,400 @@
+"""The trainer: schedule, optimizer groups, overfitting, exact resume, atomic checkpoints, DDP, divergence,
+metrics, callbacks and Ctrl-C. Everything runs on the CPU with tiny models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from gpt_reference.config import TrainConfig
+from gpt_reference.trainer import (
+    Trainer,
+    TrainingDiverged,
+    batch_seed,
+    configure_optimizer,
+    get_lr,
+    load_checkpoint,
+    lr_at,
+    save_checkpoint,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+VOCAB, BLOCK = 16, 8
+
+
+class TinyLM(nn.Module):
+    """A generic (not GPT) model: embedding, dropout, LayerNorm, linear head; returns (logits, loss)."""
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, 16)
+        self.drop = nn.Dropout(dropout)
+        self.ln = nn.LayerNorm(16)
+        self.head = nn.Linear(16, VOCAB)
+
+    def forward(self, idx, targets=None):
+        logits = self.head(torch.tanh(self.ln(self.drop(self.emb(idx)))))
+        loss = None if targets is None else F.cross_entropy(logits.view(-1, VOCAB), targets.view(-1))
+        return logits, loss
+
+
+class Windows:
+    """The data contract: random windows of a fixed token sequence, drawn with the given generator only."""
+
+    def __init__(self, n: int = 300) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.tokens = {s: torch.randint(0, VOCAB, (n,), generator=g) for s in ("train", "val")}
+        self.calls: list[tuple[str, int]] = []
+
+    def get_batch(self, split, batch_size, generator, device):
+        data = self.tokens[split]
+        ix = torch.randint(0, len(data) - BLOCK - 1, (batch_size,), generator=generator)
+        self.calls.append((split, int(ix[0])))
+        x = torch.stack([data[i : i + BLOCK] for i in ix])
+        y = torch.stack([data[i + 1 : i + 1 + BLOCK] for i in ix])
+        return x.to(device), y.to(device)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and two threads fighting another process for two cores can be
+    30 times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
+    base = TrainConfig(
+        out_dir=str(tmp_path / "run"),
+        max_iters=6,
+        batch_size=4,
+        grad_accum_steps=1,
+        learning_rate=1e-2,
+        warmup_iters=2,
+        lr_decay_iters=6,
+        min_lr=1e-3,
+        eval_interval=3,
+        eval_iters=2,
+        log_interval=1,
+        device="cpu",
+        progress=False,
+    )
+    return replace(base, **overrides)
+
+
+def make_trainer(tmp_path: Path, dropout: float = 0.0, model_seed: int = 0, **overrides) -> Trainer:
+    torch.manual_seed(model_seed)
+    return Trainer(TinyLM(dropout), tiny_config(tmp_path, **overrides), Windows())
+
+
+# ---- learning-rate schedule and optimizer ----------------------------------------------------------------------
+
+
+def test_lr_schedule_exact_values():
+    lr = dict(warmup_iters=10, lr_decay_iters=110, learning_rate=1.0, min_lr=0.1)
+    assert get_lr(0, **lr) == pytest.approx(1 / 11)  # warmup starts above zero: (it + 1) / (warmup + 1)
+    assert get_lr(4, **lr) == pytest.approx(5 / 11)
+    assert get_lr(9, **lr) == pytest.approx(10 / 11)  # last warmup step
+    assert get_lr(10, **lr) == pytest.approx(1.0)  # the cosine starts at the peak
+    assert get_lr(60, **lr) == pytest.approx(0.55)  # halfway down: (1.0 + 0.1) / 2
+    assert get_lr(35, **lr) == pytest.approx(0.1 + 0.9 * (1 + math.cos(math.pi / 4)) / 2)
+    assert get_lr(110, **lr) == pytest.approx(0.1)  # min_lr at lr_decay_iters
+    assert get_lr(111, **lr) == get_lr(10_000, **lr) == 0.1  # and after
+    assert get_lr(0, 0, 100, 1.0, 0.1) == 1.0  # no warmup
+    cfg = TrainConfig(learning_rate=3e-4, decay_lr=False)
+    assert lr_at(0, cfg) == lr_at(10**6, cfg) == 3e-4
+
+
+def test_weight_decay_only_on_matrices():
+    class Tied(TinyLM):
+        def __init__(self):
+            super().__init__()
+            self.out = nn.Linear(16, VOCAB, bias=False)
+            self.out.weight = self.emb.weight  # one tensor, two names
+
+    model = Tied()
+    opt = configure_optimizer(model, weight_decay=0.1, learning_rate=1e-3, betas=(0.9, 0.95), device_type="cpu")
+    assert isinstance(opt, torch.optim.AdamW)
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(model.emb.weight), id(model.head.weight)}
+    assert {id(p) for p in no_decay["params"]} == {id(model.ln.weight), id(model.ln.bias), id(model.head.bias)}
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert len(decay["params"]) == 2 and len(no_decay["params"]) == 3  # the tied matrix counted once
+    assert opt.defaults["betas"] == (0.9, 0.95) and opt.defaults["lr"] == 1e-3
+
+
+def test_batch_seed_is_a_fixed_formula():
+    p = 1_000_003
+    assert batch_seed(1337, "train", 5, 1) == (((1337 * p + 0) * p + 5) * p + 1) % 2**63
+    seeds = {batch_seed(1337, s, step, m) for s in ("train", "val") for step in range(-1, 20) for m in range(8)}
+    assert len(seeds) == 2 * 21 * 8
+    # the same in a fresh interpreter (no hash randomisation)
+    out = subprocess.run(
+        [sys.executable, "-c", "from gpt_reference.trainer import batch_seed; print(batch_seed(1337, 'val', 7, 3))"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    ).stdout
+    assert int(out) == batch_seed(1337, "val", 7, 3)
+
+
+# ---- learning ------------------------------------------------------------------------------------------------------
+
+
+class OneBatch:
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randint(0, VOCAB, (4, BLOCK), generator=g)
+        self.y = torch.randint(0, VOCAB, (4, BLOCK), generator=g)
+
+    def get_batch(self, split, batch_size, generator, device):
+        return self.x.to(device), self.y.to(device)
+
+
+def test_overfits_one_batch(tmp_path):
+    model_module = pytest.importorskip("gpt_reference.model")
+    from gpt_reference.config import GPTConfig
+
+    torch.manual_seed(0)
+    model = model_module.GPT(GPTConfig(block_size=BLOCK, vocab_size=VOCAB, n_layer=1, n_head=2, n_embd=32, dropout=0.0))
+    config = tiny_config(
+        tmp_path, max_iters=100, learning_rate=1e-2, warmup_iters=10, lr_decay_iters=100, min_lr=1e-3,
+        weight_decay=0.0, eval_interval=0, eval_iters=1, log_interval=0,
+    )
+    trainer = Trainer(model, config, OneBatch(), flops_per_token=model.flops_per_token())
+    summary = trainer.fit()
+    assert summary["iterations"] == 100
+    assert trainer.last_eval["train"] < 0.1, trainer.last_eval  # ln(16) = 2.77 at the start
+    assert summary["mfu"] is None  # no known peak on the CPU
+
+
+def test_grad_accum_equals_one_big_batch(tmp_path):
+    """2 micro-batches of 4 rows with accumulation give the gradient of the mean loss over the 8 rows."""
+    trainer = make_trainer(tmp_path, grad_accum_steps=2, max_iters=1, grad_clip=0.0)
+    reference = TinyLM()
+    reference.load_state_dict(trainer.model.state_dict())
+    grads = {}
+    step = trainer.optimizer.step
+
+    def capture_then_step(*args, **kwargs):
+        grads.update({name: p.grad.clone() for name, p in trainer.model.named_parameters()})
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = capture_then_step
+    trainer.fit()
+    # micro-batch g of step 0 is drawn with batch_seed(seed, "train", 0, g)
+    batches = [trainer.data.get_batch("train", 4, torch.Generator().manual_seed(batch_seed(1337, "train", 0, g)), "cpu")
+               for g in range(2)]
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    reference(x, y)[1].backward()
+    assert grads
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, rtol=1e-5, atol=1e-6)
+
+
+# ---- checkpoints and resume ----------------------------------------------------------------------------------------
+
+
+def assert_same_training_state(a: Trainer, b: Trainer) -> None:
+    for (name, pa), (_, pb) in zip(a.model.named_parameters(), b.model.named_parameters(), strict=True):
+        assert torch.equal(pa, pb), name
+    sa, sb = a.optimizer.state_dict(), b.optimizer.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    assert sa["state"].keys() == sb["state"].keys()
+    for key in sa["state"]:
+        for name, value in sa["state"][key].items():
+            assert torch.equal(value, sb["state"][key][name]), (key, name)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    common = dict(dropout=0.3, max_iters=6, grad_accum_steps=2, eval_interval=2)
+    straight = make_trainer(tmp_path / "a", **common)
+    straight.fit()
+
+    first = make_trainer(tmp_path / "b", **{**common, "max_iters": 3})
+    first.fit()
+    assert load_checkpoint(first.ckpt_path)["iter_num"] == 3
+    # a new process would build the model from another seed: everything must come from the checkpoint
+    resumed = make_trainer(tmp_path / "b", model_seed=123, **common, resume=True)
+    assert resumed.iter_num == 3
+    resumed.fit()
+    assert resumed.iter_num == straight.iter_num == 6
+    assert_same_training_state(straight, resumed)
+    assert resumed.best_val_loss == straight.best_val_loss
+    # metrics of the resumed run continue the first part's, without duplicates
+    iters = [r["iter"] for r in map(json.loads, resumed.metrics_path.read_text().splitlines()) if r["type"] == "train"]
+    assert iters == [1, 2, 3, 4, 5, 6]
+
+
+def test_checkpoint_contents(tmp_path):
+    trainer = Trainer(TinyLM(), tiny_config(tmp_path, max_iters=2), Windows(), extra_state={"model": {"n": 1}})
+    trainer.fit()
+    ckpt = load_checkpoint(trainer.ckpt_path)  # weights_only=True: plain tensors and values only
+    assert set(ckpt) >= {"model", "optimizer", "scaler", "iter_num", "best_val_loss", "config", "extra_state", "rng"}
+    assert ckpt["iter_num"] == 2 and ckpt["config"]["max_iters"] == 2 and ckpt["extra_state"] == {"model": {"n": 1}}
+    assert set(ckpt["rng"][0]) >= {"python", "numpy", "torch"}
+    assert set(ckpt["model"]) == set(TinyLM().state_dict())
+    assert not any(k.startswith(("_orig_mod.", "module.")) for k in ckpt["model"])
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        make_trainer(tmp_path, resume=True)
+
+
+def test_checkpoint_write_killed_midway_keeps_the_previous_one(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    script = textwrap.dedent(
+        f"""
+        import os, torch
+        from gpt_reference.trainer import save_checkpoint
+        save_checkpoint({{"iter_num": 1, "w": torch.arange(1000.0)}}, {str(path)!r})
+        def dying_save(obj, f, *args, **kwargs):
+            f.write(b"half a checkpoint" * 1000)
+            f.flush()
+            os._exit(1)   # the process dies in the middle of writing
+        torch.save = dying_save
+        save_checkpoint({{"iter_num": 2, "w": torch.zeros(1000)}}, {str(path)!r})
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr
+    ckpt = load_checkpoint(path)
+    assert ckpt["iter_num"] == 1 and torch.equal(ckpt["w"], torch.arange(1000.0))
+    # the half-written temporary file is there, but not under the checkpoint's name; the next save removes it
+    assert [p.name for p in tmp_path.iterdir() if p.name != "ckpt.pt"] != []
+    save_checkpoint({"iter_num": 3}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+    assert load_checkpoint(path)["iter_num"] == 3
+
+
+# ---- DDP -----------------------------------------------------------------------------------------------------------
+
+
+def test_ddp_two_processes_match_one_process_with_grad_accum(tmp_path):
+    spec = importlib.util.spec_from_file_location("ddp_worker", Path(__file__).with_name("ddp_worker.py"))
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    single = worker.run(str(tmp_path / "single"), grad_accum_steps=2)
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(Path(worker.__file__)), str(tmp_path / "ddp"), "2"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    a = load_checkpoint(tmp_path / "single" / "ckpt.pt")
+    b = load_checkpoint(tmp_path / "ddp" / "ckpt.pt")
+    assert a["iter_num"] == b["iter_num"] == 5
+    assert len(b["rng"]) == 2  # both processes' RNG states are kept
+    for name in a["model"]:
+        torch.testing.assert_close(a["model"][name], b["model"][name], rtol=0, atol=1e-6)
+    assert b["best_val_loss"] == pytest.approx(single["best_val_loss"], abs=1e-6)
+
+
+# ---- failures, metrics, callbacks ----------------------------------------------------------------------------------
+
+
+class DivergesAt(TinyLM):
+    """Returns a NaN loss from the forward pass that belongs to optimizer step ``step`` (grad_accum 1)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step, self.train_calls = step, 0
+
+    def forward(self, idx, targets=None):
+        logits, loss = super().forward(idx, targets)
+        if self.training:
+            self.train_calls += 1
+            if self.train_calls == self.step + 1:
+                loss = loss * float("nan")
+        return logits, loss
+
+
+def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(DivergesAt(step=3), tiny_config(tmp_path, always_save_checkpoint=True, eval_interval=2),
+                      Windows())
+    with pytest.raises(TrainingDiverged, match=r"at iteration 3 \(learning rate") as info:
+        trainer.fit()
+    assert "learning_rate" in str(info.value) and "grad_clip" in str(info.value)
+    assert trainer.iter_num == 3
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())  # the bad step was not taken
+    assert load_checkpoint(trainer.ckpt_path)["iter_num"] == 2  # saved at the evaluation of iteration 2
+
+
+def test_metrics_plot_callbacks_and_summary(tmp_path):
+    trainer = make_trainer(tmp_path, max_iters=5, eval_interval=2, log_interval=1, progress=True)
+    seen = {event: [] for event in ("on_batch_end", "on_eval_end", "on_train_end")}
+    for event in seen:
+        trainer.add_callback(event, lambda t, event=event: seen[event].append((t.iter_num, dict(t.last_eval))))
+    with pytest.raises(ValueError, match="unknown event"):
+        trainer.add_callback("on_epoch_end", print)
+    summary = trainer.fit()
+
+    assert [it for it, _ in seen["on_batch_end"]] == [1, 2, 3, 4, 5]
+    assert [it for it, _ in seen["on_eval_end"]] == [0, 2, 4, 5]  # before training, every 2, at the end
+    assert [it for it, _ in seen["on_train_end"]] == [5]
+    assert set(seen["on_eval_end"][-1][1]) == {"train", "val"}
+    assert trainer.model.training  # estimate_loss put it back in train mode
+
+    records = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
+    train = [r for r in records if r["type"] == "train"]
+    evals = [r for r in records if r["type"] == "eval"]
+    assert [r["iter"] for r in train] == [1, 2, 3, 4, 5]
+    assert set(train[0]) == {"type", "iter", "loss", "lr", "tokens_per_sec", "mfu", "time"}
+    assert [r["lr"] for r in train] == pytest.approx([lr_at(i, trainer.config) for i in range(5)])
+    assert all(r["mfu"] is None and r["tokens_per_sec"] > 0 for r in train)
+    assert [r["iter"] for r in evals] == [0, 2, 4, 5]
+    assert evals[-1]["val_loss"] == pytest.approx(summary["val_loss"])
+    png = Path(trainer.out_dir, "loss.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert summary["iterations"] == 5 and summary["tokens_per_sec"] > 0 and summary["wall_time"] > 0
+    assert trainer.is_master and trainer.is_main_process and trainer.world_size == 1
+    assert summary["last_loss"] == trainer.last_loss and summary["best_val_loss"] == trainer.best_val_loss
+    assert math.isfinite(summary["train_loss"]) and summary["train_loss"] < math.log(VOCAB) + 0.5
+
+
+def test_evaluation_batches_are_fixed(tmp_path):
+    trainer = make_trainer(tmp_path)
+    trainer.data.calls.clear()
+    first = trainer.estimate_loss()
+    calls = list(trainer.data.calls)
+    trainer.fit()
+    trainer.data.calls.clear()
+    trainer.estimate_loss()
+    assert trainer.data.calls == calls and len(calls) == 2 * trainer.config.eval_iters
+    assert set(first) == {"train", "val"}
+
+
+def test_keyboard_interrupt_saves_a_checkpoint(tmp_path, capsys):
+    trainer = make_trainer(tmp_path, max_iters=10, eval_interval=0, progress=True)
+
+    def interrupt(t):
+        if t.iter_num == 3:
+            raise KeyboardInterrupt
+
+    trainer.add_callback("on_batch_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert load_checkpoint(trainer.ckpt_path)["iter_num"] == 3
+    err = capsys.readouterr().err
+    assert str(trainer.ckpt_path) in err and "--resume=true" in err
+    # and the run goes on from there
+    resumed = make_trainer(tmp_path, max_iters=5, eval_interval=0, resume=True)
+    assert resumed.fit()["iterations"] == 5
