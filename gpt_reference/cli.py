@@ -75,13 +75,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ---- prepare ------------------------------------------------------------------------------------------------------
-
-
-def prepare(config: RunConfig) -> None:
-    data.prepare(config.data)
-
-
 # ---- train --------------------------------------------------------------------------------------------------------
 
 
@@ -270,12 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, rest)
     except (ValueError, FileNotFoundError, KeyError) as e:
         parser.error(str(e))
-    if args.command == "prepare":
-        prepare(config)
-    elif args.command == "train":
-        train(config)
-    elif args.command == "bench":
-        bench(config, args.steps, args.warmup, args.json, args.synthetic)
+    try:
+        if args.command == "prepare":
+            data.prepare(config.data)
+        elif args.command == "train":
+            train(config)
+        elif args.command == "bench":
+            bench(config, args.steps, args.warmup, args.json, args.synthetic)
+    except data.DataError as e:  # a missing or corrupt data file: the message says what to do, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -88,3 +88,11 @@ def test_sample_from_hugging_face_weights(tmp_path, capsys):
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "tiny-gpt2")
     out = main_sample(["--init_from", str(tmp_path / "tiny-gpt2"), "--prompt", "Hello", "--max_new_tokens=5"], capsys)
     assert out.startswith("Hello")
+
+
+def test_a_corrupt_data_file_is_an_error_message_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "tinyshakespeare.txt").write_text("not Shakespeare")
+    code = main(["prepare", "--config", "shakespeare_char_cpu", f"--data_dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error:") and "SHA-256" in err and "Traceback" not in err
