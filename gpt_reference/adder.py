@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .hardware import batch_to_device
+
 MAX_DIGITS = 3  # (10^n)^2 problems are enumerated and shuffled: 10^6 for n = 3, 10^8 (0.8 GB of ids) for n = 4
 
 
@@ -98,11 +100,7 @@ class AdditionTask:
         x, y = seq[:, :-1], seq[:, 1:].clone()
         # y[t] is the token after x[t]; positions 0 .. 2n-2 predict digits 2 .. 2n of the prompt
         y[:, : 2 * self.n_digits - 1] = -1
-        device = torch.device(device)
-        if device.type == "cuda":
-            # page-locked memory lets the copy run asynchronously while the GPU is still busy with the last step
-            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        return x.to(device), y.to(device)
+        return batch_to_device(x, y, device)
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ import torch
 
 from . import adder, data
 from .config import SECTIONS, GPTConfig, RunConfig, SampleConfig, builtin_configs, load_config
-from .hardware import autocast, auto_device, peak_flops, resolve_dtype, synchronize
+from .hardware import auto_device, batch_to_device, peak_flops, synchronize
 from .model import GPT
-from .trainer import Trainer, configure_optimizer, load_checkpoint
+from .trainer import Trainer, load_checkpoint
 
 
 def _config_keys_help() -> str:
@@ -175,62 +175,50 @@ def sample(args: argparse.Namespace) -> list[str]:
 # ---- bench --------------------------------------------------------------------------------------------------------
 
 
-def bench(config: RunConfig, steps: int, warmup: int, json_path: str | None, synthetic: bool = False) -> dict[str, Any]:
-    """Time full optimizer steps (forward, backward, clip, AdamW) on one batch, as the trainer runs them."""
-    train_config = config.train
-    device = auto_device(train_config.device)
-    dtype = resolve_dtype(device, train_config.dtype)
-    torch.manual_seed(train_config.seed)
+class RandomTokens:
+    """Uniformly random token windows: a data set for timing alone (``bench --synthetic``)."""
+
+    def __init__(self, vocab_size: int, block_size: int) -> None:
+        self.vocab_size, self.block_size = vocab_size, block_size
+
+    def get_batch(
+        self, split: str, batch_size: int, generator: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        windows = torch.randint(self.vocab_size, (batch_size, self.block_size + 1), generator=generator)
+        return batch_to_device(windows[:, :-1], windows[:, 1:], device)
+
+
+def bench(
+    config: RunConfig, steps: int, warmup: int, json_path: str | None, synthetic: bool = False
+) -> dict[str, Any]:
+    """Time the trainer's own optimizer steps (forward, backward, clip, AdamW), as nanoGPT's bench.py does."""
+    torch.manual_seed(config.train.seed)
     if synthetic:  # random tokens over the config's vocabulary: no data set needed (e.g. gpt2_124m)
-        model_config, dataset = config.model, None
+        dataset = RandomTokens(config.model.vocab_size, config.model.block_size)
+        model_config = config.model
     else:
         dataset = data.load_dataset(config.data, config.model.block_size)
         model_config = _model_config_for(config, dataset)
-    model = GPT(model_config).to(device)
-    optimizer = configure_optimizer(
-        model, train_config.weight_decay, train_config.learning_rate, (train_config.beta1, train_config.beta2),
-        device.type,
-    )
-    step_model = torch.compile(model) if train_config.compile else model
-    B, T = train_config.batch_size, model_config.block_size
-    generator = torch.Generator().manual_seed(train_config.seed)
-    if dataset is None:
-        x = torch.randint(0, model_config.vocab_size, (B, T), generator=generator).to(device)
-        y = torch.randint(0, model_config.vocab_size, (B, T), generator=generator).to(device)
-    else:
-        x, y = dataset.get_batch("train", B, generator, device)
-        T = x.size(1)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-
-    def step() -> None:
-        for _ in range(train_config.grad_accum_steps):
-            with autocast(device, dtype):
-                _, loss = step_model(x, y)
-            scaler.scale(loss / train_config.grad_accum_steps).backward()
-        if train_config.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-
+    model = GPT(model_config)
+    train_config = dataclasses.replace(config.train, resume=False, progress=False)
+    trainer = Trainer(model, train_config, dataset, flops_per_token=model.flops_per_token(model_config.block_size))
+    device = trainer.device
     for _ in range(warmup):
-        step()
+        trainer.train_step()
     synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
-        step()
+        _, tokens_per_iter = trainer.train_step()
     synchronize(device)
     seconds_per_iter = (time.perf_counter() - start) / steps
-    tokens_per_iter = B * T * train_config.grad_accum_steps
-    mfu = model.estimate_mfu(tokens_per_iter, seconds_per_iter, seq_len=T)
+    mfu = model.estimate_mfu(tokens_per_iter, seconds_per_iter, seq_len=model_config.block_size)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": str(trainer.dtype).removeprefix("torch."),
         "compile": train_config.compile,
         "parameters": model.num_params(),
-        "batch_size": B,
-        "block_size": T,
+        "batch_size": train_config.batch_size,
+        "block_size": model_config.block_size,
         "grad_accum_steps": train_config.grad_accum_steps,
         "ms_per_iter": 1000 * seconds_per_iter,
         "tokens_per_sec": tokens_per_iter / seconds_per_iter,
@@ -273,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     except data.DataError as e:  # a missing or corrupt data file: the message says what to do, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the trainer has saved a checkpoint and said how to resume
+        return 130
     return 0
 
 

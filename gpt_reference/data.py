@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from .adder import AdditionTask
 from .config import DataConfig
+from .hardware import batch_to_device
 from .tokenizer import ENDOFTEXT, BPETokenizer, CharTokenizer
 from .tokenizer import load_tokenizer as load_char_or_bpe_tokenizer
 
@@ -519,11 +520,7 @@ class TokenBins:
         starts = torch.randint(len(tokens) - self.block_size, (batch_size,), generator=generator).tolist()
         windows = torch.from_numpy(np.stack([tokens[s : s + self.block_size + 1] for s in starts]).astype(np.int64))
         x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
-        device = torch.device(device)
-        if device.type == "cuda":
-            # page-locked memory lets the copy run asynchronously while the GPU is still busy with the last step
-            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        return x.to(device), y.to(device)
+        return batch_to_device(x, y, device)
 
 
 # -----------------------------------------------------------------------------------------------------------------

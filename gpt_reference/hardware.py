@@ -80,3 +80,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def batch_to_device(
+    x: torch.Tensor, y: torch.Tensor, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a CPU batch to ``device``. On CUDA the copy goes through page-locked (pinned) memory and does not
+    block, so it overlaps with the GPU still finishing the previous step."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)

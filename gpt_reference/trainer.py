@@ -488,8 +488,9 @@ class Trainer:
 
     # ---- training ---------------------------------------------------------------------------------------------
 
-    def _train_step(self) -> tuple[float, int]:
-        """One optimizer step over this process's micro-batches. Returns (mean loss, tokens in all processes)."""
+    def train_step(self) -> tuple[float, int]:
+        """One optimizer step over this process's micro-batches, at the learning rate of step ``iter_num`` (which
+        ``fit`` then advances). Returns (mean loss, tokens in all processes). ``bench`` times exactly this."""
         cfg = self.config
         lr = lr_at(self.iter_num, cfg)
         for group in self.optimizer.param_groups:
@@ -572,7 +573,7 @@ class Trainer:
                 self._evaluate(start)  # the loss before training (about ln(vocab_size) for a new model)
             t_last = time.perf_counter()
             while self.iter_num < cfg.max_iters:
-                loss, tokens = self._train_step()
+                loss, tokens = self.train_step()
                 self.iter_num += 1
                 self.last_loss = loss
                 now = time.perf_counter()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -71,10 +73,12 @@ def test_sample_without_a_checkpoint_says_what_to_do(tmp_path):
         main(["sample", "--out_dir", str(tmp_path)])
 
 
-def test_bench_writes_json(tmp_path, capsys):
+@pytest.mark.parametrize("source", [[], ["--synthetic", "--vocab_size=50", "--block_size=6"]])
+def test_bench_writes_json(source, tmp_path, capsys):
     path = tmp_path / "bench.json"
-    main(["bench", "--config", "adder", "--steps=2", "--warmup=1", f"--json={path}", "--batch_size=8", *TINY])
+    main(["bench", "--config", "adder", "--steps=2", "--warmup=1", f"--json={path}", "--batch_size=8", *TINY, *source])
     result = json.loads(path.read_text())
+    assert result["batch_size"] == 8 and result["block_size"] == 6
     assert result["ms_per_iter"] > 0 and result["tokens_per_sec"] > 0
     assert result["mfu"] is None  # a CPU has no known peak: reported as unknown, not made up
     assert "tok/s" in capsys.readouterr().out
@@ -96,3 +100,24 @@ def test_a_corrupt_data_file_is_an_error_message_not_a_traceback(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("error:") and "SHA-256" in err and "Traceback" not in err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_quietly(tmp_path):
+    out_dir = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "gpt_reference", "train", "--config", "adder", f"--out_dir={out_dir}"]
+    process = subprocess.Popen(
+        [*command, "--max_iters=1000000", "--eval_interval=0", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    metrics = out_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 5):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert (out_dir / "ckpt.pt").exists()
+    assert "--resume=true" in stdout + stderr and "Traceback" not in stderr
