@@ -17,8 +17,6 @@ References: OpenAI's GPT-2 code (tensorflow), Hugging Face's ``modeling_gpt2.py`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
-from typing import Any
 
 import torch
 import torch.nn as nn
@@ -249,7 +247,8 @@ class GPT(nn.Module):
         logits = self.lm_head(x)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
+            flat_logits = logits.reshape(-1, logits.size(-1)).float()  # the loss in fp32, also under autocast
+            loss = F.cross_entropy(flat_logits, targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
     @torch.no_grad()
@@ -345,7 +344,7 @@ class GPT(nn.Module):
         return model
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Any, dropout: float = 0.0) -> GPT:
+    def from_pretrained(cls, name_or_path: str | nn.Module, dropout: float = 0.0) -> GPT:
         """Load GPT-2 weights through Hugging Face ``transformers``.
 
         ``name_or_path`` is a local folder saved with ``save_pretrained`` (works offline), a hub name such as
@@ -372,7 +371,3 @@ class GPT(nn.Module):
             bias=True,
         )
         return cls.from_hf_state_dict(hf_model.state_dict(), config)
-
-    def describe(self) -> dict[str, Any]:
-        """The config and size, for logs and checkpoints."""
-        return {**asdict(self.config), "parameters": self.num_params()}
