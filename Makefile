@@ -26,7 +26,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_FLAGS) lessons/
+	@mkdir -p lessons
+	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=lessons
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
