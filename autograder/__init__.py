@@ -1,2 +1,14 @@
 """The grading spine: loads a learner's notebook, runs checks against gpt_reference, and reports points and a
-diagnosis. (Built in the autograder issue; this package is installed now so that the layout is in place.)"""
+diagnosis. One registry of checks (``autograder.checks``) serves notebook self-checks, the pytest graders
+(``autograder/graders``) and nbgrader's graded cells.
+
+In a notebook::
+
+    from autograder import check, assert_check
+    check("attention.softmax", softmax)          # a self-check: one line, ✓ or ✗ with a diagnosis
+    assert_check("attention.softmax", softmax)   # in a graded cell: raises AssertionError when wrong
+"""
+
+from .core import Check, Mistake, ProbeError, Result, assert_check, check, checks_for, get_check, run_check
+
+__all__ = ["Check", "Mistake", "ProbeError", "Result", "assert_check", "check", "checks_for", "get_check", "run_check"]

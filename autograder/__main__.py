@@ -1,0 +1,86 @@
+"""The grader's command line: ``python -m autograder grade|batch|status``.
+
+    python -m autograder grade lessons/02_attention/02_attention.ipynb            # score table, in this process
+    python -m autograder grade submission.ipynb --sandbox --json grade.json       # the notebook in its own process
+    python -m autograder batch submitted/ --out grades.csv                        # nbgrader's submitted/ folder
+    python -m autograder status                                                   # every lesson in lessons/
+
+``grade`` exits 0 whenever it could grade, whatever the score, and 1 when it could not (no such file, not a
+notebook, unknown lesson).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .grading import GRADERS, GradingError, grade, grade_folder, progress
+from .sandbox import Limits
+
+
+def _add_limits(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--timeout", type=float, default=Limits.timeout,
+                         help=f"seconds a sandbox worker may run (default {Limits.timeout:g})")  # fmt: skip
+    command.add_argument("--cell-timeout", type=float, default=Limits.cell_timeout,
+                         help=f"seconds per notebook cell (default {Limits.cell_timeout:g})")  # fmt: skip
+    command.add_argument("--check-timeout", type=float, default=Limits.check_timeout,
+                         help=f"seconds per check's probe (default {Limits.check_timeout:g})")  # fmt: skip
+    command.add_argument("--memory-gb", type=float, default=Limits.memory_gb,
+                         help=f"memory limit of a sandbox worker (default {Limits.memory_gb:g})")  # fmt: skip
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    one = commands.add_parser("grade", help="grade one notebook: a score table, and optionally JSON")
+    one.add_argument("notebook")
+    one.add_argument("--lesson", default=None, help="e.g. 02_attention (default: from the folder or file name)")
+    one.add_argument("--sandbox", action="store_true", help="run the notebook's code in a separate process")
+    one.add_argument("--json", default=None, help="also write the grade to this JSON file")
+    _add_limits(one)
+
+    many = commands.add_parser("batch", help="grade every submission in a folder, each in its own process")
+    many.add_argument("folder", help="nbgrader's submitted/ (<student>/<assignment>/*.ipynb) or a folder of notebooks")
+    many.add_argument("--out", required=True, help="the CSV to write; JSON reports go to <out>_reports/")
+    many.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
+    _add_limits(many)
+
+    ledger = commands.add_parser("status", help="your progress: one line per lesson notebook")
+    ledger.add_argument("--dir", default="lessons", help="the folder of lesson folders (default: lessons)")
+
+    for command in (one, many, ledger):
+        command.add_argument("--graders", default=str(GRADERS), help="the folder of test_<lesson>.py graders")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command == "status":
+        if not Path(args.dir).is_dir():
+            print(f"no folder {args.dir}: run this from the repository, or pass --dir", file=sys.stderr)
+            return 1
+        for line in progress(args.dir, args.graders) or [f"no lesson notebooks in {args.dir}"]:
+            print(line)
+        return 0
+    limits = Limits(args.timeout, args.cell_timeout, args.check_timeout, args.memory_gb)
+    if args.command == "batch":
+        rows = grade_folder(args.folder, args.out, limits, args.graders, args.jobs)
+        graded = sum(row["status"].startswith("graded") for row in rows)
+        print(f"graded {graded} of {len(rows)} notebooks: {args.out}")
+        return 0
+    try:
+        report = grade(args.notebook, args.lesson, args.sandbox, limits, args.graders)
+    except GradingError as e:
+        print(f"could not grade: {e}", file=sys.stderr)
+        return 1
+    print(report.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

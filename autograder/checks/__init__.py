@@ -1,0 +1,1 @@
+"""One module per lesson; each registers its checks with ``autograder.core.register`` when imported."""

@@ -1,0 +1,456 @@
+"""Checks for lesson 02, attention: averaging the past, softmax, the causal mask, scaled dot-product attention and
+GPT-2's ``CausalSelfAttention`` module.
+
+Every check has a visible half (what the notebook's self-check runs) and a hidden half with other shapes and edge
+cases. Each mistake in a catalogue is the reference with one plausible error in it; the tests make sure that on
+each probe no two mistakes, and no mistake and the reference, give the same outputs, so a name is never ambiguous.
+
+Probes draw their inputs from private ``torch.Generator``s and build modules inside ``fork_rng``, so running a check
+never moves the learner's global random state. Inputs are cloned for every call: a learner's in-place edit of an
+argument cannot leak into the next call.
+
+Tolerances (float32, stated in the lesson): atol 1e-5 and rtol 1e-4 for the single operations; atol 1e-4 and
+rtol 1e-3 for the module, whose outputs pass through two Linear layers more. The closest named mistake is orders of
+magnitude further away than either.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import nn
+
+from gpt_reference.config import GPTConfig
+from gpt_reference.model import CausalSelfAttention as ReferenceSelfAttention
+
+from ..core import Check, Mistake, Outputs, ProbeError, as_tensor, register
+
+LESSON = "02_attention"
+OPS_TOLERANCE = dict(atol=1e-5, rtol=1e-4)
+MODULE_TOLERANCE = dict(atol=1e-4, rtol=1e-3)
+
+
+def _randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=generator) * scale
+
+
+def _pair(name: str, target: str, reference, probes, points: tuple[float, float], description: str,
+          mistakes: tuple[Mistake, ...] = (), part_hints: dict[str, str] | None = None,
+          tolerance: dict[str, float] = OPS_TOLERANCE) -> None:
+    """Register ``attention.<name>`` and ``attention.<name>.hidden``, which share everything but probe and points."""
+    for probe, pts, hidden in zip(probes, points, (False, True)):
+        register(Check(
+            id=f"attention.{name}" + (".hidden" if hidden else ""), lesson=LESSON, target=target, probe=probe,
+            reference=reference, points=pts, hidden=hidden, description=description, mistakes=mistakes,
+            part_hints=part_hints or {}, **tolerance,
+        ))
+
+
+# ---- average_past: the mean of positions 0..t, as one matmul --------------------------------------------------------
+
+
+def average_past_reference(x: torch.Tensor) -> torch.Tensor:
+    T = x.size(1)
+    weights = torch.ones(T, T, dtype=x.dtype).tril()
+    return weights / weights.sum(dim=1, keepdim=True) @ x
+
+
+def _average_all(x: torch.Tensor) -> torch.Tensor:
+    T = x.size(1)
+    return torch.ones(T, T) / T @ x
+
+
+def _average_divided_by_T(x: torch.Tensor) -> torch.Tensor:
+    T = x.size(1)
+    return torch.ones(T, T).tril() / T @ x
+
+
+def _average_sum_without_keepdim(x: torch.Tensor) -> torch.Tensor:
+    weights = torch.ones(x.size(1), x.size(1)).tril()
+    return weights / weights.sum(dim=1) @ x  # (T,) broadcasts as a row: column s is divided by s + 1
+
+
+AVERAGE_MISTAKES = (
+    Mistake("includes the future",
+            "every position gets the same mean, so the future leaks into the past: the weight matrix must be zero "
+            "above the diagonal", _average_all),
+    Mistake("divides by T instead of t+1",
+            "the early positions come out too small: row t of the weights should sum to 1, so divide each row by "
+            "its own count of ones", _average_divided_by_T),
+    Mistake("row sums broadcast along the wrong axis",
+            "weights.sum(dim=1) has shape (T,), and dividing a (T, T) matrix by it divides the columns, not the "
+            "rows: keep the summed dimension", _average_sum_without_keepdim),
+)
+
+
+def _average(fn, x: torch.Tensor) -> torch.Tensor:
+    return as_tensor(fn(x.clone()), "average_past(x)")
+
+
+def _probe_average(fn) -> Outputs:
+    return {"mean": _average(fn, _randn(2, 5, 3, seed=20))}
+
+
+def _probe_average_hidden(fn) -> Outputs:
+    return {
+        "longer": _average(fn, _randn(3, 9, 4, seed=21)),
+        "one_position": _average(fn, _randn(2, 1, 6, seed=22)),
+        "large_values": _average(fn, _randn(1, 6, 2, seed=23, scale=1e3)),
+    }
+
+
+_pair("average_past", "average_past", average_past_reference, (_probe_average, _probe_average_hidden), (1, 1),
+      "x (B, T, C) → position t holds the mean of positions 0..t", AVERAGE_MISTAKES)
+
+
+# ---- softmax ------------------------------------------------------------------------------------------------------
+
+
+def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return torch.softmax(x, dim=dim)
+
+
+def _softmax_without_max(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    e = x.exp()
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def _softmax_last_dim_always(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return torch.softmax(x, dim=-1)
+
+
+SOFTMAX_MISTAKES = (
+    Mistake("no max subtraction",
+            "exp(1000) is inf in float32 and exp(-1000) is 0, so large logits give inf/inf or 0/0 = NaN. Softmax "
+            "is unchanged when one number is subtracted from every entry along `dim`: choose it so that exp never "
+            "sees a positive input", _softmax_without_max),
+    Mistake("wrong dim",
+            "your softmax normalises along the last axis whatever `dim` says: use `dim` for every reduction "
+            "(with keepdim=True so the result broadcasts)", _softmax_last_dim_always),
+)
+
+
+def _softmax(fn, x: torch.Tensor, **kwargs) -> torch.Tensor:
+    call = "softmax(x" + "".join(f", {k}={v}" for k, v in kwargs.items()) + ")"
+    return as_tensor(fn(x.clone(), **kwargs), call)
+
+
+def _probe_softmax(fn) -> Outputs:
+    large = torch.tensor([[1000.0, 999.0, 990.0, 0.0], [-1000.0, -999.0, -1000.0, -1005.0]])
+    return {
+        "last_dim": _softmax(fn, _randn(4, 6, seed=0, scale=3.0)),
+        "large_logits": _softmax(fn, large),
+        "dim0": _softmax(fn, _randn(3, 4, 5, seed=1), dim=0),
+    }
+
+
+def _probe_softmax_hidden(fn) -> Outputs:
+    inf = float("inf")
+    masked = torch.tensor([[0.5, -inf, 1.5, -inf, 0.0], [2.0, 2.0, 2.0, 2.0, 2.0], [-inf, -inf, -inf, 3.0, -inf]])
+    return {
+        "dim1": _softmax(fn, _randn(2, 5, 7, seed=2, scale=4.0), dim=1),
+        "dim_minus2": _softmax(fn, _randn(3, 6, 4, seed=3), dim=-2),
+        "huge_logits": _softmax(fn, _randn(3, 8, seed=4, scale=1e4)),
+        "minus_inf_entries": _softmax(fn, masked),
+        "single_entry": _softmax(fn, _randn(5, 1, seed=5)),
+    }
+
+
+_pair("softmax", "softmax", softmax_reference, (_probe_softmax, _probe_softmax_hidden), (1, 1),
+      "numerically stable softmax along `dim`", SOFTMAX_MISTAKES,
+      {"large_logits": "correct on small logits but not on ±1000: make it numerically stable",
+       "dim0": "right along the last axis but not along dim=0: honour the `dim` argument",
+       "dim1": "wrong along dim=1: honour the `dim` argument",
+       "dim_minus2": "wrong along dim=-2: honour the `dim` argument",
+       "huge_logits": "wrong on logits of size 1e4: make it numerically stable",
+       "minus_inf_entries": "a -inf logit must get weight exactly 0, and the others must still sum to 1"})
+
+
+# ---- causal_mask: True where query t may attend to key s, i.e. s ≤ t -----------------------------------------------
+
+
+def causal_mask_reference(T: int) -> torch.Tensor:
+    return torch.ones(T, T, dtype=torch.bool).tril()
+
+
+CAUSAL_MASK_MISTAKES = (
+    Mistake("inverted (upper triangle)",
+            "your mask lets each position see the positions after it: row t is the query, column s the key, and "
+            "t may attend to s only when s ≤ t", lambda T: torch.ones(T, T, dtype=torch.bool).triu()),
+    Mistake("strictly lower (diagonal excluded)",
+            "a position must be allowed to attend to itself (otherwise position 0 could attend to nothing): keep "
+            "the diagonal", lambda T: torch.ones(T, T, dtype=torch.bool).tril(diagonal=-1)),
+    Mistake("True marks blocked positions",
+            "this is the opposite convention (nn.MultiheadAttention's bool masks mark what is blocked); in this "
+            "course, as in F.scaled_dot_product_attention, True means 'may attend'",
+            lambda T: ~torch.ones(T, T, dtype=torch.bool).tril()),
+)
+
+
+def _mask(fn, T: int) -> torch.Tensor:
+    """The learner's mask for length T; a float or integer mask is refused with a message that says what it is."""
+    what = f"causal_mask({T})"
+    mask = as_tensor(fn(T), what)
+    if mask.dtype != torch.bool and mask.numel() > 0:
+        values = set(mask.detach().cpu().unique().tolist())
+        if values <= {0.0, float("-inf")} and float("-inf") in values:
+            raise ProbeError(f"{what} returned an additive {mask.dtype} mask (0 and -inf); this lesson's masks are "
+                             "bool, True where attending is allowed: return a torch.bool tensor")
+        if values <= {0, 1}:
+            raise ProbeError(f"{what} returned a {mask.dtype} mask of 0s and 1s; expected dtype torch.bool "
+                             "(True = may attend): create it as bool, or convert it with .bool()")
+    return mask
+
+
+def _probe_mask(fn) -> Outputs:
+    return {"T5": _mask(fn, 5), "T1": _mask(fn, 1)}
+
+
+def _probe_mask_hidden(fn) -> Outputs:
+    return {"T2": _mask(fn, 2), "T8": _mask(fn, 8), "T33": _mask(fn, 33)}
+
+
+_pair("causal_mask", "causal_mask", causal_mask_reference, (_probe_mask, _probe_mask_hidden), (1, 1),
+      "(T, T) bool mask, True where query t may attend to key s (s ≤ t)", CAUSAL_MASK_MISTAKES)
+
+
+# ---- scaled dot-product attention ---------------------------------------------------------------------------------
+
+NO_SCALE = "no 1/sqrt(d) scale"
+SCALE_BY_D = "scaled by d instead of sqrt(d)"
+MASK_AFTER_SOFTMAX = "mask applied after softmax"
+INF_AFTER_SOFTMAX = "-inf filled in after softmax"
+FILL_ZERO = "mask filled with 0 instead of -inf"
+INVERTED_FILL = "inverted mask"
+SOFTMAX_AXIS = "softmax over the wrong axis"
+UPPER_MASK = "inverted mask (upper triangle)"
+STRICT_MASK = "strictly-lower mask (diagonal excluded)"
+SPLIT_NO_TRANSPOSE = "heads split without transposing"
+MERGE_NO_TRANSPOSE = "heads merged without transposing back"
+NO_PROJECTION = "missing output projection"
+
+
+def sdpa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
+    if mask is not None:
+        att = att.masked_fill(~mask, float("-inf"))
+    return torch.softmax(att, dim=-1) @ v
+
+
+def _flawed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *,
+                      flaw: str) -> torch.Tensor:
+    """``sdpa_reference`` with one named flaw; flaws that are not about attention itself leave it untouched."""
+    d = k.size(-1)
+    att = (q @ k.transpose(-2, -1)) * {NO_SCALE: 1.0, SCALE_BY_D: 1 / d}.get(flaw, 1 / math.sqrt(d))
+    blocked = None if mask is None else (mask if flaw == INVERTED_FILL else ~mask)
+    if blocked is not None and flaw not in (MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX):
+        att = att.masked_fill(blocked, 0.0 if flaw == FILL_ZERO else float("-inf"))
+    att = torch.softmax(att, dim=-2 if flaw == SOFTMAX_AXIS else -1)
+    if blocked is not None and flaw in (MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX):
+        att = att.masked_fill(blocked, 0.0 if flaw == MASK_AFTER_SOFTMAX else float("-inf"))
+    return att @ v
+
+
+ATTENTION_HINTS = {
+    NO_SCALE: "the scores q·k grow with the head size d (their variance is d), which makes the softmax too peaked: "
+              "bring their variance back to 1 before the softmax",
+    SCALE_BY_D: "dividing by d shrinks the scores too much: the standard deviation of q·k grows like √d, not d",
+    MASK_AFTER_SOFTMAX: "zeroing weights after the softmax leaves rows that no longer sum to 1: block the "
+                        "positions before the softmax, so that it normalises over the allowed ones only",
+    INF_AFTER_SOFTMAX: "-inf written into the weights after the softmax turns the weighted sum into inf/NaN: "
+                       "mask the scores, before the softmax",
+    FILL_ZERO: "a score of 0 still gets weight exp(0) = 1 after the softmax, so blocked positions keep "
+               "contributing: fill them with a score whose exp is exactly 0",
+    INVERTED_FILL: "you blocked the positions the mask allows: True means 'may attend', so fill where the mask "
+                   "is False",
+    SOFTMAX_AXIS: "the weights must sum to 1 over the keys for each query, i.e. along the last axis of the "
+                  "(…, T_query, T_key) score matrix",
+    UPPER_MASK: "your module lets each position attend to later ones: query t may attend to key s only when s ≤ t "
+                "(lower triangle, diagonal included)",
+    STRICT_MASK: "a position must be allowed to attend to itself (position 0 has nothing else to attend to): keep "
+                 "the diagonal in the mask",
+    SPLIT_NO_TRANSPOSE: "reading (B, T, C) straight into (B, n_head, T, head_size) mixes positions and channels: cut "
+                        "each position's channels into heads first, then move the head axis in front of T",
+    MERGE_NO_TRANSPOSE: "(B, n_head, T, head_size) cannot be viewed as (B, T, C) directly: bring T next to B "
+                        "first (and make the tensor contiguous), then merge the heads",
+    NO_PROJECTION: "the heads' outputs go through one more Linear layer, which mixes them, before they are returned",
+}
+
+
+def _sdpa_mistake(name: str) -> Mistake:
+    return Mistake(name, ATTENTION_HINTS[name], partial(_flawed_attention, flaw=name))
+
+
+SDPA_MISTAKES = tuple(_sdpa_mistake(name) for name in (
+    NO_SCALE, SCALE_BY_D, MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX, FILL_ZERO, INVERTED_FILL, SOFTMAX_AXIS))
+
+
+def _attend(fn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    args = (q.clone(), k.clone(), v.clone()) + (() if mask is None else (mask.clone(),))
+    return as_tensor(fn(*args), "scaled_dot_product_attention(q, k, v" + ("" if mask is None else ", mask") + ")")
+
+
+def _qkv(B: int, H: int, T: int, D: int, seed: int, T_kv: int | None = None) -> tuple[torch.Tensor, ...]:
+    T_kv = T if T_kv is None else T_kv
+    return _randn(B, H, T, D, seed=seed), _randn(B, H, T_kv, D, seed=seed + 1), _randn(B, H, T_kv, D, seed=seed + 2)
+
+
+def _probe_sdpa(fn) -> Outputs:
+    q, k, v = _qkv(2, 2, 5, 4, seed=100)
+    return {"no_mask": _attend(fn, q, k, v), "causal": _attend(fn, q, k, v, causal_mask_reference(5))}
+
+
+def _probe_sdpa_hidden(fn) -> Outputs:
+    q, k, v = _qkv(1, 2, 6, 16, seed=110)
+    long_head = _attend(fn, q, k, v, causal_mask_reference(6))
+    # three new queries at positions 2, 3, 4 of a five-token context (what a KV cache produces)
+    q, k, v = _qkv(2, 1, 3, 8, seed=120, T_kv=5)
+    fewer_queries = _attend(fn, q, k, v, torch.ones(3, 5, dtype=torch.bool).tril(diagonal=2))
+    # a padding mask, broadcast over heads and queries: the second sequence's last key is padding
+    q, k, v = _qkv(2, 2, 4, 4, seed=130)
+    padding = torch.ones(2, 1, 1, 4, dtype=torch.bool)
+    padding[1, ..., -1] = False
+    return {"long_head": long_head, "fewer_queries": fewer_queries, "padding_mask": _attend(fn, q, k, v, padding)}
+
+
+_pair("scaled_dot_product_attention", "scaled_dot_product_attention", sdpa_reference,
+      (_probe_sdpa, _probe_sdpa_hidden), (2, 2),
+      "softmax(q kᵀ / √d, masked) v on (B, H, T, D), bool mask True = may attend", SDPA_MISTAKES,
+      {"no_mask": "already wrong without a mask: check the scale (d is the last dimension of q and k) and that the "
+                  "softmax runs over the keys",
+       "causal": "with the causal mask: blocked scores must get weight exactly 0 and each row must still sum to 1",
+       "long_head": "with head size 16: check the scale",
+       "fewer_queries": "with 3 queries and 5 keys the scores are (3, 5): transpose only k's last two dimensions",
+       "padding_mask": "a (B, 1, 1, T) mask must broadcast over heads and queries: use the mask you are given"})
+
+
+# ---- CausalSelfAttention, with GPT-2's names -----------------------------------------------------------------------
+
+
+class _FlawedSelfAttention(ReferenceSelfAttention):
+    """The reference module, spelled out step by step with one named flaw (see ``_flawed_module``)."""
+
+    flaw = ""
+
+    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
+        B, T, C = x.size()
+        heads = (B, self.n_head, T, C // self.n_head)
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        if self.flaw == SPLIT_NO_TRANSPOSE:
+            q, k, v = (t.reshape(heads) for t in (q, k, v))
+        else:
+            q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        mask = torch.ones(T, T, dtype=torch.bool)
+        mask = {UPPER_MASK: mask.triu(), STRICT_MASK: mask.tril(diagonal=-1)}.get(self.flaw, mask.tril())
+        y = _flawed_attention(q, k, v, mask, flaw=self.flaw)
+        y = y.reshape(B, T, C) if self.flaw == MERGE_NO_TRANSPOSE else y.transpose(1, 2).reshape(B, T, C)
+        return y if self.flaw == NO_PROJECTION else self.c_proj(y)
+
+
+def _flawed_module(name: str) -> Mistake:
+    return Mistake(name, ATTENTION_HINTS[name], type("FlawedSelfAttention", (_FlawedSelfAttention,), {"flaw": name}))
+
+
+MODULE_MISTAKES = tuple(_flawed_module(name) for name in (
+    NO_SCALE, SCALE_BY_D, MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX, FILL_ZERO, UPPER_MASK, STRICT_MASK, SOFTMAX_AXIS,
+    SPLIT_NO_TRANSPOSE, MERGE_NO_TRANSPOSE, NO_PROJECTION))
+
+
+def _reference_weights(config: GPTConfig, seed: int) -> dict[str, torch.Tensor]:
+    """The state dict of a seeded reference module (GPT-2's names and shapes)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ReferenceSelfAttention(config).state_dict()
+
+
+def _load(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load the reference's weights; the learner's own buffers (a stored causal mask) may stay out of them."""
+    try:
+        missing, unexpected = module.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # shapes that do not match
+        details = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]  # line 0 names the class
+        raise ProbeError("the reference's weights do not load: " + "; ".join(details)) from None
+    parameters = dict(module.named_parameters())
+    missing = [key for key in missing if key in parameters]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys (parameters of yours GPT-2 does not have): {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys (GPT-2's parameters your module lacks): {', '.join(unexpected)}")
+        raise ProbeError("the reference's state dict does not load: " + "; ".join(parts)
+                         + ". Use GPT-2's names c_attn and c_proj, with bias=config.bias")
+
+
+def _build(cls, config: GPTConfig, weights: dict[str, torch.Tensor]) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):  # the learner's initialisation must not move their random state
+        module = cls(config)
+    if not isinstance(module, nn.Module):
+        raise ProbeError(f"CausalSelfAttention(config) gave a {type(module).__name__}; expected an nn.Module")
+    _load(module, weights)
+    return module.eval()
+
+
+def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    y = as_tensor(module(x.clone()), "CausalSelfAttention.forward")
+    if y.shape != x.shape:
+        raise ProbeError(f"CausalSelfAttention returned shape {tuple(y.shape)} for an input of shape "
+                         f"{tuple(x.shape)}; expected the input's shape (B, T, C)")
+    return y
+
+
+def _without_biases(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: torch.zeros_like(w) if k.endswith("bias") else w for k, w in weights.items()}
+
+
+def _isolation_parts(cls, config: GPTConfig, x: torch.Tensor, seed: int) -> Outputs:
+    """one_token, first_query, no_bias, causality and full outputs of the learner's module on x."""
+    weights = _reference_weights(config, seed)
+    later = x.clone()
+    later[:, -1] = _randn(x.size(0), x.size(2), seed=seed + 1)  # a different last token
+    with torch.no_grad():
+        module = _build(cls, config, weights)
+        full = _forward(module, x)
+        one_token = _forward(module, x[:, :1])
+        changed = _forward(module, later)
+        _load(module, _without_biases(weights))
+        no_bias = _forward(module, x)
+    return {"one_token": one_token, "first_query": full[:, 0], "no_bias": no_bias,
+            "causality": (changed - full)[:, :-1], "full": full}
+
+
+def _probe_module(cls) -> Outputs:
+    config = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=8, dropout=0.0, bias=True)
+    return _isolation_parts(cls, config, _randn(2, 6, 8, seed=200), seed=201)
+
+
+def _probe_module_hidden(cls) -> Outputs:
+    # T equal to block_size, four heads
+    config = GPTConfig(block_size=7, n_layer=1, n_head=4, n_embd=16, dropout=0.0, bias=True)
+    outputs = _isolation_parts(cls, config, _randn(3, 7, 16, seed=210), seed=211)
+    # no biases anywhere, three heads
+    config = GPTConfig(block_size=8, n_layer=1, n_head=3, n_embd=12, dropout=0.0, bias=False)
+    with torch.no_grad():
+        outputs["bias_false_config"] = _forward(_build(cls, config, _reference_weights(config, 220)),
+                                                _randn(2, 5, 12, seed=221))
+    return outputs
+
+
+MODULE_PART_HINTS = {
+    "one_token": "with one token every attention weight is 1 and the output is c_proj of the value: check how "
+                 "c_attn's output is split into q, k, v, and the output projection",
+    "first_query": "position 0 may only attend to itself: check the mask (its diagonal) and the softmax axis",
+    "no_bias": "still wrong with all biases zero, so the biases are not (the only) problem",
+    "causality": "changing the last token changed earlier outputs: some position sees the future (mask orientation, "
+                 "softmax axis, or how heads are split and merged)",
+    "full": "the full sequence mixes all positions and heads: check the scale, the mask, and the head reshapes",
+    "bias_false_config": "with config.bias False (three heads): build the Linear layers with bias=config.bias and "
+                         "derive the head size from the config",
+}
+
+_pair("causal_self_attention", "CausalSelfAttention", ReferenceSelfAttention, (_probe_module, _probe_module_hidden),
+      (3, 2), "GPT-2's CausalSelfAttention (c_attn, c_proj, n_head); reference weights load into it",
+      MODULE_MISTAKES, MODULE_PART_HINTS, MODULE_TOLERANCE)
