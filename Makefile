@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install demo test lab clean
+.PHONY: install demo test lab release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: $(STAMP)
 lab: $(STAMP)
 	@mkdir -p lessons
 	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=lessons
+
+# Regenerate every learner notebook lessons/NN_topic/ from its source solutions/NN_topic/ (solutions replaced by
+# stubs, hidden tests removed, outputs cleared). --no-db leaves gradebook.db alone; the result is byte-for-byte
+# reproducible, and tests/test_lessons_sync.py fails when lessons/ is stale.
+release: $(STAMP)
+	$(BIN)/nbgrader generate_assignment '*' --no-db --force --log-level=ERROR
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
