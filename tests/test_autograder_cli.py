@@ -179,3 +179,14 @@ def test_each_solutions_notebook_gets_full_marks(lesson, sandbox):
     report = grade(notebook, sandbox=sandbox)
     assert report.problems == []
     assert report.score == report.max_score > 0, report.table()
+
+
+@pytest.mark.parametrize("lesson", known_lessons(GRADERS))
+@pytest.mark.parametrize("sandbox", [False, True], ids=["in-process", "sandbox"])
+def test_each_released_lesson_scores_zero_saying_not_implemented_yet(lesson, sandbox):
+    notebook = REPO / "lessons" / lesson / f"{lesson}.ipynb"
+    if not notebook.exists():
+        pytest.skip(f"{notebook} is not generated yet (make release)")
+    report = grade(notebook, sandbox=sandbox)
+    assert report.max_score > 0 and report.score == 0
+    assert {result.message for result in report.checks} == {"not implemented yet"}, report.table()
