@@ -84,12 +84,12 @@ def _without_markers(source: str) -> str:
                      if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
 
 
-def _submission(course: Path, **sources: str) -> nbformat.NotebookNode:
+def _submission(course: Path, lesson: str = LESSON, **sources: str) -> nbformat.NotebookNode:
     """The released lesson with every exercise cell filled in from the solutions, then ``sources`` by grade_id."""
     solved = {_grade_id(cell): cell.source
-              for cell in nbformat.read(course / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4).cells
+              for cell in nbformat.read(course / "solutions" / lesson / f"{lesson}.ipynb", as_version=4).cells
               if cell.metadata.get("nbgrader", {}).get("solution")}
-    nb = nbformat.read(course / "lessons" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    nb = nbformat.read(course / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
     for cell in nb.cells:
         grade_id = _grade_id(cell)
         if grade_id in solved:
@@ -97,8 +97,8 @@ def _submission(course: Path, **sources: str) -> nbformat.NotebookNode:
     return nb
 
 
-def _submit(course: Path, student: str, nb: nbformat.NotebookNode) -> Path:
-    path = course / "submitted" / student / LESSON / f"{LESSON}.ipynb"
+def _submit(course: Path, student: str, nb: nbformat.NotebookNode, lesson: str = LESSON) -> Path:
+    path = course / "submitted" / student / lesson / f"{lesson}.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(nb, path)
     return path
@@ -168,3 +168,22 @@ def test_feedback_leaves_out_hidden_tests(course: Path, scores) -> None:
     html = (course / "feedback" / "wrong" / LESSON / f"{LESSON}.html").read_text()
     assert "BEGIN HIDDEN TESTS" in graded and "BEGIN HIDDEN TESTS" not in html
     assert "divides by T instead of t+1" in html
+
+
+OTHER_LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name != LESSON)
+
+
+@pytest.mark.parametrize("lesson", OTHER_LESSONS)
+def test_every_other_lesson_goes_through_nbgrader(lesson: str, tmp_path: Path) -> None:
+    """The short round for the other lessons: release, autograde the solutions and the stub, export."""
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    shutil.copytree(ROOT / "solutions" / lesson, tmp_path / "solutions" / lesson)
+    _run(tmp_path, "generate_assignment", lesson, "--log-level=WARN")
+    _submit(tmp_path, "correct", _submission(tmp_path, lesson), lesson)
+    _submit(tmp_path, "stub", nbformat.read(tmp_path / "lessons" / lesson / f"{lesson}.ipynb", as_version=4), lesson)
+    _run(tmp_path, "autograde", lesson, f"--Execute.timeout={CELL_TIMEOUT}", "--log-level=WARN")
+    _run(tmp_path, "export", f"--to={tmp_path / 'grades.csv'}", "--log-level=WARN")
+    with open(tmp_path / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: (float(row["score"]), float(row["max_score"])) for row in csv.DictReader(f)}
+    max_points = sum(check.points for check in checks_for(lesson))
+    assert rows == {"correct": (max_points, max_points), "stub": (0.0, max_points)}

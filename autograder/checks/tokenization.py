@@ -229,7 +229,7 @@ def _counts_missing_last(ids: list[int]) -> dict[tuple[int, int], int]:
 PAIR_COUNT_MISTAKES = (
     Mistake("pairs counted without overlap",
             "you count the pairs (0, 1), (2, 3), …; every position i starts a pair (ids[i], ids[i + 1]), so "
-            "[7, 7, 7] holds the pair (7, 7) twice", _counts_without_overlap),
+            "the ids 7, 7, 7 hold the pair (7, 7) twice", _counts_without_overlap),
     Mistake("last pair missed",
             "an off-by-one: the last two ids form a pair too (there are len(ids) - 1 pairs)", _counts_missing_last),
 )
@@ -292,7 +292,7 @@ def _merge_dropping_last(ids: list[int], pair: tuple[int, int], new_id: int) -> 
 MERGE_MISTAKES = (
     Mistake("overlapping occurrences merged",
             "after merging ids[i] and ids[i + 1], continue at i + 2: the second id is used up, it is neither "
-            "copied nor the start of another pair, so [7, 7, 7] with (7, 7) becomes [new, 7]", _merge_overlapping),
+            "copied nor the start of another pair, so merging (7, 7) in 7, 7, 7 gives new_id, 7", _merge_overlapping),
     Mistake("only the first occurrence merged",
             "replace every occurrence of the pair, scanning the whole list left to right", _merge_first_only),
     Mistake("last id dropped",
@@ -320,7 +320,7 @@ def _probe_merge_hidden(fn) -> Outputs:
 
 _pair("merge", "merge", merge, (_probe_merge, _probe_merge_hidden), (1, 1),
       "replace a pair by a new id, left to right, without overlaps", MERGE_MISTAKES,
-      {"aaa": "[7, 7, 7] with the pair (7, 7): merge left to right, and an id that was merged cannot be reused",
+      {"aaa": "merging (7, 7) in 7, 7, 7: merge left to right, and an id that was merged cannot be reused",
        "empty": "an empty list stays empty", "single": "a single id has no pairs: return it unchanged"})
 
 
@@ -365,7 +365,7 @@ TRAIN_MISTAKES = (
             "the vocabulary holds the 256 bytes plus one id per merge, so training makes vocab_size - 256 merges",
             lambda text, vocab_size: _train_reference(text, vocab_size + 256)),
     Mistake("overlapping occurrences merged",
-            "your training merges overlapping occurrences (7, 7, 7 → new, new): fix `merge` first (its own check "
+            "your training merges overlapping occurrences of a pair: fix `merge` first (its own check "
             "says more)", partial(_naive_train, merge_fn=_merge_overlapping)),
 )
 
@@ -459,9 +459,9 @@ SHAKESPEARE = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\
                "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n")
 
 
-def _encoded(fn, text: str, merges) -> torch.Tensor:
+def _encoded(fn, text: str, merges, name: str = "encode") -> torch.Tensor:
     shown = text if len(text) < 30 else text[:20] + "…"
-    return _ids(fn(text, dict(merges)), f"encode({shown!r}, merges)")
+    return _ids(fn(text, dict(merges)), f"{name}({shown!r}, merges)")
 
 
 def _probe_encode(fn) -> Outputs:
@@ -567,9 +567,9 @@ def _split_with(pattern: str) -> Callable[[str], list[str]]:
 
 SPLIT_MISTAKES = (
     Mistake("ASCII-only letters and digits",
-            "[a-zA-Z] and [0-9] only know the English alphabet: 'café' loses its 'é' to another chunk and '字' is "
-            "not a letter. Use \\p{L} and \\p{N} (any letter, any number), which need the `regex` package: "
-            "import regex; regex.findall(pattern, text)",
+            "a-z, A-Z and 0-9 only know the English alphabet and digits: 'café' loses its 'é' to another chunk "
+            "and '字' is not a letter. Use \\p{L} and \\p{N} (any letter, any number), which need the `regex` "
+            "package: import regex; regex.findall(pattern, text)",
             _split_with(r"'s|'t|'re|'ve|'m|'ll|'d| ?[a-zA-Z]+| ?[0-9]+| ?[^\sa-zA-Z0-9]+|\s+(?!\S)|\s+")),
     Mistake("\\w used for letters",
             "\\w matches letters, but also digits and the underscore, so 'x2' and 'snake_case' stay one chunk: "
@@ -678,16 +678,21 @@ ENCODE_CHUNKED_MISTAKES = (
 )
 
 
+def _encoded_chunked(fn, text: str, merges) -> torch.Tensor:
+    return _encoded(fn, text, merges, name="encode_chunked")
+
+
 def _probe_encode_chunked(fn) -> Outputs:
-    return {"chunked_merges": _encoded(fn, "the cat sat on the hat.", _merges_of(TRAIN_TEXT, 300, True)),
-            "unchunked_merges": _encoded(fn, "the cat sat on the hat.", _merges_of(TRAIN_TEXT, 300, False))}
+    text = "the cat sat on the hat."
+    return {"chunked_merges": _encoded_chunked(fn, text, _merges_of(TRAIN_TEXT, 300, True)),
+            "unchunked_merges": _encoded_chunked(fn, text, _merges_of(TRAIN_TEXT, 300, False))}
 
 
 def _probe_encode_chunked_hidden(fn) -> Outputs:
     merges = _merges_of(SHAKESPEARE, 320, False)
-    return {"empty": _encoded(fn, "", merges),
-            "shakespeare": _encoded(fn, "Speak, citizen:   we are resolved.\n\nAll: famish?", merges),
-            "non_ascii": _encoded(fn, "café crème... brûlée!", _merges_of(TRAIN_TEXT, 300, True))}
+    return {"empty": _encoded_chunked(fn, "", merges),
+            "shakespeare": _encoded_chunked(fn, "Speak, citizen:   we are resolved.\n\nAll: famish?", merges),
+            "non_ascii": _encoded_chunked(fn, "café crème... brûlée!", _merges_of(TRAIN_TEXT, 300, True))}
 
 
 _pair("encode_chunked", "encode_chunked", _encode_chunked_reference,
@@ -778,8 +783,9 @@ def _probe_special_hidden(fn) -> Outputs:
     }
 
 
-_pair("encode_with_special", "encode_with_special", _encode_special_reference, (_probe_special, _probe_special_hidden),
-      (1, 1), "special tokens: allowed ones get their id, others in the text raise ValueError", SPECIAL_MISTAKES,
+_pair("encode_with_special", "encode_with_special", _encode_special_reference,
+      (_probe_special, _probe_special_hidden), (1, 1),
+      "special tokens: allowed ones get their id, others in the text raise ValueError", SPECIAL_MISTAKES,
       {"allowed_ids": "an allowed special token becomes its single id from special_tokens",
        "not_allowed_raises": "a special token in the text that is not allowed must raise an error",
        "not_allowed_value_error": "the error for a special token that is not allowed must be a ValueError",
