@@ -1,0 +1,311 @@
+"""Lesson 03's checks: correct implementations pass, every catalogued mistake is recognised by name when a learner
+makes it, other wrong answers fail with a message that helps, and checks leave the global random state alone.
+
+The mutants are written the way a learner would write them, independently of the variants in
+``autograder/checks/gpt_block.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from autograder import checks_for, get_check, run_check
+from autograder.checks.gpt_block import count_params_reference
+from autograder.loader import load_notebook
+from gpt_reference.config import GPTConfig
+from gpt_reference.model import GPT as ReferenceGPT
+from gpt_reference.model import MLP as ReferenceMLP
+from gpt_reference.model import Block as ReferenceBlock
+from gpt_reference.model import CausalSelfAttention
+
+CHECKS = checks_for("03_gpt_block")
+NOTEBOOK = Path(__file__).parents[1] / "solutions" / "03_gpt_block" / "03_gpt_block.ipynb"
+
+
+@pytest.fixture(scope="module")
+def solution():
+    notebook = load_notebook(NOTEBOOK)
+    assert not notebook.problems
+    return notebook.module
+
+
+def checks_of(target):
+    return [c.id for c in CHECKS if c.target == target]
+
+
+# ---- correct alternatives ----------------------------------------------------------------------------------------
+
+
+class TorchLayerNorm(nn.Module):
+    def __init__(self, ndim, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x):
+        var, mean = torch.var_mean(x, dim=-1, keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + 1e-5) * self.weight + (0 if self.bias is None else self.bias)
+
+
+def gelu_sigmoid(x):  # 0.5(1 + tanh(z)) = sigmoid(2z)
+    return x * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3)))
+
+
+class NanoGPTBlock(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, impl="manual")
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = ReferenceMLP(config)
+
+    def forward(self, x):
+        h = x + self.attn(self.ln_1(x))
+        return h + self.mlp(self.ln_2(h))
+
+
+def count_by_building(config):
+    return ReferenceGPT(config).num_params() if config.n_embd < 100 else count_params_reference(config)
+
+
+def load_with_copy(model, hf_state):
+    params = model.state_dict()
+    with torch.no_grad():
+        for k, v in hf_state.items():
+            if k in params:
+                params[k].copy_(v.T if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")) else v)
+
+
+def test_solution_notebook_awards_every_check(solution):
+    graded = {}
+    for cell in json.loads(NOTEBOOK.read_text())["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            graded[re.search(r'assert_check\("([^"]+)"', "".join(cell["source"])).group(1)] = meta["points"]
+    assert graded == {c.id: c.points for c in CHECKS}
+    for c in CHECKS:
+        assert run_check(c.id, getattr(solution, c.target)).passed
+
+
+ALTERNATIVES = {"LayerNorm": [TorchLayerNorm], "gelu": [gelu_sigmoid, partial_gelu := (lambda x: F.gelu(x, approximate="tanh"))],
+                "MLP": [ReferenceMLP], "Block": [NanoGPTBlock, ReferenceBlock], "GPT": [ReferenceGPT],
+                "count_params": [count_by_building], "load_hf_state_dict": [load_with_copy]}
+
+
+@pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
+def test_correct_alternatives_pass(check_id):
+    check = get_check(check_id)
+    for implementation in ALTERNATIVES[check.target]:
+        result = run_check(check_id, implementation)
+        assert result.passed, result.message
+
+
+def test_count_params_matches_the_model():
+    assert count_params_reference(GPTConfig.from_preset("gpt2")) == 124_439_808
+    for config in (GPTConfig(block_size=16, vocab_size=30, n_layer=2, n_head=2, n_embd=8, bias=b) for b in (True, False)):
+        assert count_params_reference(config) == ReferenceGPT(config).num_params()
+
+
+# ---- mutants, one per catalogued mistake ---------------------------------------------------------------------------
+
+
+def layer_norm_mutant(normalise):
+    class Mutant(TorchLayerNorm):
+        def forward(self, x):
+            return normalise(self, x)
+    return Mutant
+
+
+def _affine(self, y):
+    return y * self.weight + (0 if self.bias is None else self.bias)
+
+
+def block_mutant(forward):
+    return type("MutantBlock", (ReferenceBlock,), {"forward": lambda self, x: forward(self, x)})
+
+
+class GPTWithoutPositions(ReferenceGPT):
+    def forward(self, idx, targets=None):
+        if idx.size(1) > self.config.block_size:
+            raise ValueError("too long")
+        x = self.transformer.wte(idx)
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        return logits, None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+class GPTWithoutLnF(ReferenceGPT):
+    def forward(self, idx, targets=None):
+        if idx.size(1) > self.config.block_size:
+            raise ValueError("too long")
+        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.size(1)))
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(x)
+        return logits, None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+class GPTUntied(ReferenceGPT):
+    def __init__(self, config):
+        super().__init__(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+
+def init_mutant(std):
+    class Mutant(ReferenceGPT):
+        def __init__(self, config):
+            super().__init__(config)
+            for block in self.transformer.h:
+                nn.init.normal_(block.attn.c_proj.weight, std=std(config))
+                nn.init.normal_(block.mlp.c_proj.weight, std=std(config))
+    return Mutant
+
+
+class DefaultEmbeddings(ReferenceGPT):
+    def __init__(self, config):
+        super().__init__(config)
+        self.transformer.wte.weight.data.normal_()
+        self.transformer.wpe.weight.data.normal_()
+
+
+def counting(**kw):
+    def count(c):
+        C, V = c.n_embd, c.vocab_size
+        b = kw.get("bias", c.bias)
+        ln = 2 * C if b else C
+        block = 2 * ln + 12 * C * C + (9 * C if b else 0)
+        return V * C * (2 if kw.get("untied") else 1) + (0 if kw.get("no_wpe") else c.block_size * C) + c.n_layer * block + (0 if kw.get("no_ln_f") else ln)
+    return count
+
+
+def load_without_transpose(model, hf_state):
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, v in hf_state.items():
+            if k in params:
+                params[k].copy_(v.reshape(params[k].shape))
+
+
+def load_only_misfits(model, hf_state):  # transposes what does not fit: the square attn.c_proj slips through
+    state = model.state_dict()
+    fixed = {k: (v.t() if k in state and v.shape != state[k].shape else v) for k, v in hf_state.items()
+             if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    model.load_state_dict(fixed)
+
+
+MUTANTS = {
+    "LayerNorm": {
+        "unbiased variance": layer_norm_mutant(lambda s, x: _affine(s, (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5))),
+        "eps outside the square root": layer_norm_mutant(lambda s, x: _affine(s, (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, unbiased=False) + 1e-5))),
+        "normalised over the wrong axis": layer_norm_mutant(lambda s, x: _affine(s, (x - x.mean(-2, keepdim=True)) / torch.sqrt(x.var(-2, keepdim=True, unbiased=False) + 1e-5))),
+        "missing affine weight and bias": layer_norm_mutant(lambda s, x: F.layer_norm(x, s.weight.shape, eps=1e-5)),
+    },
+    "gelu": {
+        "exact (erf) GELU": lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2))),
+        "ReLU instead of GELU": lambda x: torch.clamp(x, min=0),
+        "missing the 0.044715·x³ term": lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x)),
+    },
+    "MLP": {
+        "exact (erf) GELU": type("M", (ReferenceMLP,), {"forward": lambda s, x: s.c_proj(nn.GELU()(s.c_fc(x)))}),
+        "ReLU instead of GELU": type("M", (ReferenceMLP,), {"forward": lambda s, x: s.c_proj(torch.relu(s.c_fc(x)))}),
+    },
+    "Block": {
+        "post-LN block": block_mutant(lambda s, x: s.ln_2((y := s.ln_1(x + s.attn(x)))  + s.mlp(y))),
+        "missing residual connections": block_mutant(lambda s, x: s.mlp(s.ln_2(s.attn(s.ln_1(x))))),
+        "one LayerNorm shared by both sublayers": block_mutant(lambda s, x: (y := x + s.attn(s.ln_1(x))) + s.mlp(s.ln_1(y))),
+    },
+    "GPT": {
+        "missing position embedding": GPTWithoutPositions,
+        "missing ln_f": GPTWithoutLnF,
+        "untied lm_head": GPTUntied,
+        "no residual-projection scaling": init_mutant(lambda c: 0.02),
+        "residual projections scaled by 1/sqrt(n_layer)": init_mutant(lambda c: 0.02 * c.n_layer ** -0.5),
+        "embeddings left at PyTorch's default N(0, 1)": DefaultEmbeddings,
+    },
+    "count_params": {
+        "lm_head counted separately (no weight tying)": counting(untied=True),
+        "position embeddings left out": counting(no_wpe=True),
+        "ln_f left out": counting(no_ln_f=True),
+        "biases counted with bias=False": counting(bias=True),
+    },
+    "load_hf_state_dict": {
+        "Conv1D weights not transposed": load_without_transpose,
+        "square attn.c_proj weight not transposed": load_only_misfits,
+    },
+}
+
+MUTANT_CASES = [(c.id, m.name) for c in CHECKS for m in c.mistakes]
+
+
+@pytest.mark.parametrize(("check_id", "mistake"), MUTANT_CASES)
+def test_every_mistake_is_named(check_id, mistake):
+    result = run_check(check_id, MUTANTS[get_check(check_id).target][mistake])
+    assert not result.passed and result.mistake == mistake, result.message
+    variant = next(m for m in get_check(check_id).mistakes if m.name == mistake)
+    assert run_check(check_id, variant.implementation).mistake == mistake
+
+
+def test_every_mutant_is_in_the_catalogue():
+    catalogue = {(c.target, m.name) for c in CHECKS for m in c.mistakes}
+    assert {(t, n) for t, ms in MUTANTS.items() for n in ms} == catalogue
+
+
+# ---- other wrong answers -------------------------------------------------------------------------------------------
+
+
+class Renamed(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+
+
+class LogitsOnly(ReferenceGPT):
+    def forward(self, idx, targets=None):
+        return super().forward(idx, targets)[0]
+
+
+class IndexErrorWhenTooLong(ReferenceGPT):
+    def forward(self, idx, targets=None):
+        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.size(1)))
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        return logits, None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+def not_implemented(*args, **kwargs):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize(("implementation", "target", "expected"), [
+    (Renamed, "MLP", "unexpected keys"), (Renamed, "MLP", "fc.weight"),
+    (LogitsOnly, "GPT", "expected a tuple (logits, loss)"),
+    (IndexErrorWhenTooLong, "GPT", "longer than block_size must raise ValueError"),
+    (lambda c: 1.5, "count_params", "expected an int"),
+    (lambda x: (x, x), "gelu", "tuple"),
+    (not_implemented, "LayerNorm", "not implemented yet"), (not_implemented, "gelu", "not implemented yet"),
+    (not_implemented, "GPT", "not implemented yet"), (not_implemented, "load_hf_state_dict", "not implemented yet"),
+    (not_implemented, "count_params", "not implemented yet"), (not_implemented, "Block", "not implemented yet"),
+])
+def test_wrong_answers_fail_with_a_useful_message(implementation, target, expected):
+    for check_id in checks_of(target)[:2]:
+        result = run_check(check_id, implementation)
+        assert not result.passed
+        assert expected in result.message, result.message
+
+
+def test_checks_leave_the_global_random_state_alone(solution):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    for c in CHECKS:
+        run_check(c.id, getattr(solution, c.target))
+    assert torch.equal(torch.get_rng_state(), before)
