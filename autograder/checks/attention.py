@@ -25,28 +25,15 @@ from torch import nn
 from gpt_reference.config import GPTConfig
 from gpt_reference.model import CausalSelfAttention as ReferenceSelfAttention
 
-from ..core import Check, Mistake, Outputs, ProbeError, as_tensor, register
+from ..core import Mistake, Outputs, ProbeError, as_tensor
+from ..probes import build_module, load_reference_weights, register_pair, seeded_randn
 
 LESSON = "02_attention"
 OPS_TOLERANCE = dict(atol=1e-5, rtol=1e-4)
 MODULE_TOLERANCE = dict(atol=1e-4, rtol=1e-3)
 
 
-def _randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=generator) * scale
-
-
-def _pair(name: str, target: str, reference, probes, points: tuple[float, float], description: str,
-          mistakes: tuple[Mistake, ...] = (), part_hints: dict[str, str] | None = None,
-          tolerance: dict[str, float] = OPS_TOLERANCE) -> None:
-    """Register ``attention.<name>`` and ``attention.<name>.hidden``, which share everything but probe and points."""
-    for probe, pts, hidden in zip(probes, points, (False, True)):
-        register(Check(
-            id=f"attention.{name}" + (".hidden" if hidden else ""), lesson=LESSON, target=target, probe=probe,
-            reference=reference, points=pts, hidden=hidden, description=description, mistakes=mistakes,
-            part_hints=part_hints or {}, **tolerance,
-        ))
+_pair = partial(register_pair, "attention", LESSON, tolerance=OPS_TOLERANCE)
 
 
 # ---- average_past: the mean of positions 0..t, as one matmul --------------------------------------------------------
@@ -91,14 +78,14 @@ def _average(fn, x: torch.Tensor) -> torch.Tensor:
 
 
 def _probe_average(fn) -> Outputs:
-    return {"mean": _average(fn, _randn(2, 5, 3, seed=20))}
+    return {"mean": _average(fn, seeded_randn(2, 5, 3, seed=20))}
 
 
 def _probe_average_hidden(fn) -> Outputs:
     return {
-        "longer": _average(fn, _randn(3, 9, 4, seed=21)),
-        "one_position": _average(fn, _randn(2, 1, 6, seed=22)),
-        "large_values": _average(fn, _randn(1, 6, 2, seed=23, scale=1e3)),
+        "longer": _average(fn, seeded_randn(3, 9, 4, seed=21)),
+        "one_position": _average(fn, seeded_randn(2, 1, 6, seed=22)),
+        "large_values": _average(fn, seeded_randn(1, 6, 2, seed=23, scale=1e3)),
     }
 
 
@@ -141,9 +128,9 @@ def _softmax(fn, x: torch.Tensor, **kwargs) -> torch.Tensor:
 def _probe_softmax(fn) -> Outputs:
     large = torch.tensor([[1000.0, 999.0, 990.0, 0.0], [-1000.0, -999.0, -1000.0, -1005.0]])
     return {
-        "last_dim": _softmax(fn, _randn(4, 6, seed=0, scale=3.0)),
+        "last_dim": _softmax(fn, seeded_randn(4, 6, seed=0, scale=3.0)),
         "large_logits": _softmax(fn, large),
-        "dim0": _softmax(fn, _randn(3, 4, 5, seed=1), dim=0),
+        "dim0": _softmax(fn, seeded_randn(3, 4, 5, seed=1), dim=0),
     }
 
 
@@ -151,11 +138,11 @@ def _probe_softmax_hidden(fn) -> Outputs:
     inf = float("inf")
     masked = torch.tensor([[0.5, -inf, 1.5, -inf, 0.0], [2.0, 2.0, 2.0, 2.0, 2.0], [-inf, -inf, -inf, 3.0, -inf]])
     return {
-        "dim1": _softmax(fn, _randn(2, 5, 7, seed=2, scale=4.0), dim=1),
-        "dim_minus2": _softmax(fn, _randn(3, 6, 4, seed=3), dim=-2),
-        "huge_logits": _softmax(fn, _randn(3, 8, seed=4, scale=1e4)),
+        "dim1": _softmax(fn, seeded_randn(2, 5, 7, seed=2, scale=4.0), dim=1),
+        "dim_minus2": _softmax(fn, seeded_randn(3, 6, 4, seed=3), dim=-2),
+        "huge_logits": _softmax(fn, seeded_randn(3, 8, seed=4, scale=1e4)),
         "minus_inf_entries": _softmax(fn, masked),
-        "single_entry": _softmax(fn, _randn(5, 1, seed=5)),
+        "single_entry": _softmax(fn, seeded_randn(5, 1, seed=5)),
     }
 
 
@@ -295,7 +282,7 @@ def _attend(fn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.T
 
 def _qkv(B: int, H: int, T: int, D: int, seed: int, T_kv: int | None = None) -> tuple[torch.Tensor, ...]:
     T_kv = T if T_kv is None else T_kv
-    return _randn(B, H, T, D, seed=seed), _randn(B, H, T_kv, D, seed=seed + 1), _randn(B, H, T_kv, D, seed=seed + 2)
+    return seeded_randn(B, H, T, D, seed=seed), seeded_randn(B, H, T_kv, D, seed=seed + 1), seeded_randn(B, H, T_kv, D, seed=seed + 2)
 
 
 def _probe_sdpa(fn) -> Outputs:
@@ -366,31 +353,9 @@ def _reference_weights(config: GPTConfig, seed: int) -> dict[str, torch.Tensor]:
         return ReferenceSelfAttention(config).state_dict()
 
 
-def _load(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
-    """Load the reference's weights; the learner's own buffers (a stored causal mask) may stay out of them."""
-    try:
-        missing, unexpected = module.load_state_dict(weights, strict=False)
-    except RuntimeError as e:  # shapes that do not match
-        details = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]  # line 0 names the class
-        raise ProbeError("the reference's weights do not load: " + "; ".join(details)) from None
-    parameters = dict(module.named_parameters())
-    missing = [key for key in missing if key in parameters]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys (parameters of yours GPT-2 does not have): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys (GPT-2's parameters your module lacks): {', '.join(unexpected)}")
-        raise ProbeError("the reference's state dict does not load: " + "; ".join(parts)
-                         + ". Use GPT-2's names c_attn and c_proj, with bias=config.bias")
-
-
 def _build(cls, config: GPTConfig, weights: dict[str, torch.Tensor]) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):  # the learner's initialisation must not move their random state
-        module = cls(config)
-    if not isinstance(module, nn.Module):
-        raise ProbeError(f"CausalSelfAttention(config) gave a {type(module).__name__}; expected an nn.Module")
-    _load(module, weights)
+    module = build_module(cls, "CausalSelfAttention(config)", config)
+    load_reference_weights(module, weights, "c_attn and c_proj, with bias=config.bias")
     return module.eval()
 
 
@@ -410,13 +375,13 @@ def _isolation_parts(cls, config: GPTConfig, x: torch.Tensor, seed: int) -> Outp
     """one_token, first_query, no_bias, causality and full outputs of the learner's module on x."""
     weights = _reference_weights(config, seed)
     later = x.clone()
-    later[:, -1] = _randn(x.size(0), x.size(2), seed=seed + 1)  # a different last token
+    later[:, -1] = seeded_randn(x.size(0), x.size(2), seed=seed + 1)  # a different last token
     with torch.no_grad():
         module = _build(cls, config, weights)
         full = _forward(module, x)
         one_token = _forward(module, x[:, :1])
         changed = _forward(module, later)
-        _load(module, _without_biases(weights))
+        load_reference_weights(module, _without_biases(weights), "c_attn and c_proj, with bias=config.bias")
         no_bias = _forward(module, x)
     return {"one_token": one_token, "first_query": full[:, 0], "no_bias": no_bias,
             "causality": (changed - full)[:, :-1], "full": full}
@@ -424,18 +389,18 @@ def _isolation_parts(cls, config: GPTConfig, x: torch.Tensor, seed: int) -> Outp
 
 def _probe_module(cls) -> Outputs:
     config = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=8, dropout=0.0, bias=True)
-    return _isolation_parts(cls, config, _randn(2, 6, 8, seed=200), seed=201)
+    return _isolation_parts(cls, config, seeded_randn(2, 6, 8, seed=200), seed=201)
 
 
 def _probe_module_hidden(cls) -> Outputs:
     # T equal to block_size, four heads
     config = GPTConfig(block_size=7, n_layer=1, n_head=4, n_embd=16, dropout=0.0, bias=True)
-    outputs = _isolation_parts(cls, config, _randn(3, 7, 16, seed=210), seed=211)
+    outputs = _isolation_parts(cls, config, seeded_randn(3, 7, 16, seed=210), seed=211)
     # no biases anywhere, three heads
     config = GPTConfig(block_size=8, n_layer=1, n_head=3, n_embd=12, dropout=0.0, bias=False)
     with torch.no_grad():
         outputs["bias_false_config"] = _forward(_build(cls, config, _reference_weights(config, 220)),
-                                                _randn(2, 5, 12, seed=221))
+                                                seeded_randn(2, 5, 12, seed=221))
     return outputs
 
 
@@ -453,4 +418,4 @@ MODULE_PART_HINTS = {
 
 _pair("causal_self_attention", "CausalSelfAttention", ReferenceSelfAttention, (_probe_module, _probe_module_hidden),
       (3, 2), "GPT-2's CausalSelfAttention (c_attn, c_proj, n_head); reference weights load into it",
-      MODULE_MISTAKES, MODULE_PART_HINTS, MODULE_TOLERANCE)
+      MODULE_MISTAKES, MODULE_PART_HINTS, tolerance=MODULE_TOLERANCE)

@@ -19,6 +19,7 @@ about 1%; parameter counts exactly.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
@@ -31,7 +32,8 @@ from gpt_reference.model import MLP as ReferenceMLP
 from gpt_reference.model import Block as ReferenceBlock
 from gpt_reference.model import LayerNorm as ReferenceLayerNorm
 
-from ..core import Check, Mistake, Outputs, ProbeError, as_tensor, register
+from ..core import Mistake, Outputs, ProbeError, as_tensor
+from ..probes import build_module, load_reference_weights, register_pair, seeded_randn
 
 LESSON = "03_gpt_block"
 OPS_TOLERANCE = dict(atol=1e-5, rtol=1e-4)
@@ -41,21 +43,7 @@ INIT_TOLERANCE = dict(atol=2e-4, rtol=0.08)
 EXACT = dict(atol=0.0, rtol=0.0)
 
 
-def _randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=generator) * scale
-
-
-def _pair(name: str, target: str, reference, probes, points: tuple[float, float], description: str,
-          mistakes: tuple[Mistake, ...] = (), part_hints: dict[str, str] | None = None,
-          tolerance: dict[str, float] = OPS_TOLERANCE) -> None:
-    """Register ``gpt_block.<name>`` and ``gpt_block.<name>.hidden``, which share everything but probe and points."""
-    for probe, pts, hidden in zip(probes, points, (False, True)):
-        register(Check(
-            id=f"gpt_block.{name}" + (".hidden" if hidden else ""), lesson=LESSON, target=target, probe=probe,
-            reference=reference, points=pts, hidden=hidden, description=description, mistakes=mistakes,
-            part_hints=part_hints or {}, **tolerance,
-        ))
+_pair = partial(register_pair, "gpt_block", LESSON, tolerance=OPS_TOLERANCE)
 
 
 # ---- building learner modules with the reference's weights ---------------------------------------------------------
@@ -78,35 +66,11 @@ def _reference_state(cls, config: GPTConfig, seed: int) -> dict[str, torch.Tenso
         return _perturbed(cls(config).state_dict(), seed + 1)
 
 
-def _load(module: nn.Module, weights: dict[str, torch.Tensor], names: str) -> None:
-    """Load the reference's weights; the learner's own buffers (a stored causal mask) may stay out of them."""
-    try:
-        missing, unexpected = module.load_state_dict(weights, strict=False)
-    except RuntimeError as e:  # shapes that do not match
-        details = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]  # line 0 names the class
-        raise ProbeError("the reference's weights do not load: " + "; ".join(details)) from None
-    parameters = dict(module.named_parameters(remove_duplicate=False))
-    missing = [key for key in missing if key in parameters]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys (parameters of yours GPT-2 does not have): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys (GPT-2's parameters your module lacks): {', '.join(unexpected)}")
-        raise ProbeError("the reference's state dict does not load: " + "; ".join(parts) + f". Use GPT-2's names: {names}")
-
-
-def _build(cls, what: str, *args) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):  # the learner's initialisation must not move their random state
-        module = cls(*args)
-    if not isinstance(module, nn.Module):
-        raise ProbeError(f"{what} gave a {type(module).__name__}; expected an nn.Module")
-    return module
 
 
 def _loaded(cls, what: str, config: GPTConfig, weights: dict[str, torch.Tensor], names: str) -> nn.Module:
-    module = _build(cls, what, config)
-    _load(module, weights, names)
+    module = build_module(cls, what, config)
+    load_reference_weights(module, weights, names)
     return module.eval()
 
 
@@ -160,16 +124,16 @@ LAYER_NORM_MISTAKES = tuple(_flawed(_FlawedLayerNorm, n, LAYER_NORM_HINTS)
 
 
 def _layer_norm_parts(cls, ndim: int, bias: bool, seed: int, shape: tuple[int, ...]) -> Outputs:
-    module = _build(cls, f"LayerNorm({ndim}, bias={bias})", ndim, bias)
-    weights = {"weight": 1.0 + _randn(ndim, seed=seed, scale=0.5)}
+    module = build_module(cls, f"LayerNorm({ndim}, bias={bias})", ndim, bias)
+    weights = {"weight": 1.0 + seeded_randn(ndim, seed=seed, scale=0.5)}
     if bias:
-        weights["bias"] = _randn(ndim, seed=seed + 1, scale=0.5)
-    _load(module, weights, "weight" + (" and bias" if bias else " (no bias when bias=False)"))
-    x = _randn(*shape, seed=seed + 2) * 3.0 + 1.0
+        weights["bias"] = seeded_randn(ndim, seed=seed + 1, scale=0.5)
+    load_reference_weights(module, weights, "weight" + (" and bias" if bias else " (no bias when bias=False)"))
+    x = seeded_randn(*shape, seed=seed + 2) * 3.0 + 1.0
     with torch.no_grad():
         out = {"full": _same_shape(module, x, "LayerNorm.forward"),
                "small_variance": _same_shape(module, x * 1e-3, "LayerNorm.forward")}
-        _load(module, {"weight": torch.ones(ndim), **({"bias": torch.zeros(ndim)} if bias else {})}, "weight, bias")
+        load_reference_weights(module, {"weight": torch.ones(ndim), **({"bias": torch.zeros(ndim)} if bias else {})}, "weight, bias")
         out["unit_affine"] = _same_shape(module, x, "LayerNorm.forward")
     return out
 
@@ -223,13 +187,13 @@ def _probe_gelu(fn) -> Outputs:
 
 
 def _probe_gelu_hidden(fn) -> Outputs:
-    return {"batch": _gelu(fn, _randn(2, 3, 16, seed=330, scale=2.0)),
+    return {"batch": _gelu(fn, seeded_randn(2, 3, 16, seed=330, scale=2.0)),
             "large": _gelu(fn, torch.tensor([-30.0, -10.0, -6.0, 6.0, 10.0, 30.0]))}
 
 
 _pair("gelu", "gelu", gelu_reference, (_probe_gelu, _probe_gelu_hidden), (1, 1),
       "GPT-2's tanh approximation of GELU, elementwise", GELU_MISTAKES,
-      {"large": "for large |x| GELU is x (positive) or 0 (negative): no inf or NaN"}, GELU_TOLERANCE)
+      {"large": "for large |x| GELU is x (positive) or 0 (negative): no inf or NaN"}, tolerance=GELU_TOLERANCE)
 
 
 # ---- MLP ------------------------------------------------------------------------------------------------------------
@@ -252,18 +216,18 @@ MLP_MISTAKES = tuple(Mistake(m.name, m.hint, type("FlawedMLP", (_FlawedMLP,), {"
 def _mlp_weights(config: GPTConfig, seed: int) -> dict[str, torch.Tensor]:
     """Weights that put c_fc's outputs around ±2, where the two GELUs differ most."""
     C = config.n_embd
-    weights = {"c_fc.weight": _randn(4 * C, C, seed=seed, scale=2.0 / math.sqrt(C)),
-               "c_proj.weight": _randn(C, 4 * C, seed=seed + 1, scale=1.0 / math.sqrt(C))}
+    weights = {"c_fc.weight": seeded_randn(4 * C, C, seed=seed, scale=2.0 / math.sqrt(C)),
+               "c_proj.weight": seeded_randn(C, 4 * C, seed=seed + 1, scale=1.0 / math.sqrt(C))}
     if config.bias:
-        weights["c_fc.bias"] = _randn(4 * C, seed=seed + 2, scale=0.5)
-        weights["c_proj.bias"] = _randn(C, seed=seed + 3, scale=0.5)
+        weights["c_fc.bias"] = seeded_randn(4 * C, seed=seed + 2, scale=0.5)
+        weights["c_proj.bias"] = seeded_randn(C, seed=seed + 3, scale=0.5)
     return weights
 
 
 def _mlp_output(cls, config: GPTConfig, seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     module = _loaded(cls, "MLP(config)", config, _mlp_weights(config, seed), MLP_NAMES)
     with torch.no_grad():
-        return _same_shape(module, _randn(*shape, seed=seed + 4), "MLP.forward")
+        return _same_shape(module, seeded_randn(*shape, seed=seed + 4), "MLP.forward")
 
 
 def _probe_mlp(cls) -> Outputs:
@@ -316,7 +280,7 @@ BLOCK_NAMES = "ln_1, attn (CausalSelfAttention), ln_2, mlp (MLP)"
 def _block_output(cls, config: GPTConfig, seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     module = _loaded(cls, "Block(config)", config, _reference_state(ReferenceBlock, config, seed), BLOCK_NAMES)
     with torch.no_grad():
-        return _same_shape(module, _randn(*shape, seed=seed + 5) + 0.5, "Block.forward")
+        return _same_shape(module, seeded_randn(*shape, seed=seed + 5) + 0.5, "Block.forward")
 
 
 def _probe_block(cls) -> Outputs:
@@ -436,7 +400,8 @@ _pair("gpt", "GPT", ReferenceGPT, (_probe_gpt, _probe_gpt_hidden), (3, 2),
       GPT_MISTAKES,
       {"loss": "the loss is the mean cross-entropy of the logits against the targets, over all B·T positions",
        "too_long_raises_value_error": "an input longer than block_size must raise ValueError with a clear message",
-       "lm_head_tied_to_wte": "lm_head.weight and transformer.wte.weight must be the same Parameter"}, MODEL_TOLERANCE)
+       "lm_head_tied_to_wte": "lm_head.weight and transformer.wte.weight must be the same Parameter"},
+      tolerance=MODEL_TOLERANCE)
 
 
 # ---- initialisation -------------------------------------------------------------------------------------------------
@@ -506,7 +471,7 @@ _pair("init", "GPT", ReferenceGPT, (_probe_init, _probe_init_hidden), (2, 1),
        "std_attn.c_attn": "Linear weights: N(0, 0.02)", "std_mlp.c_fc": "Linear weights: N(0, 0.02)",
        "std_attn.c_proj": "residual projections: 0.02/√(2·n_layer)",
        "std_mlp.c_proj": "residual projections: 0.02/√(2·n_layer)",
-       "max_abs_linear_bias": "biases start at zero"}, INIT_TOLERANCE)
+       "max_abs_linear_bias": "biases start at zero"}, tolerance=INIT_TOLERANCE)
 
 
 # ---- count_params ---------------------------------------------------------------------------------------------------
@@ -562,7 +527,7 @@ def _probe_count_hidden(fn) -> Outputs:
 
 _pair("count_params", "count_params", count_params_reference, (_probe_count, _probe_count_hidden), (1, 1),
       "the number of parameters of GPT(config), by formula (tied weights counted once)", COUNT_MISTAKES,
-      {"bias_false": "with config.bias False there are no biases anywhere"}, EXACT)
+      {"bias_false": "with config.bias False there are no biases anywhere"}, tolerance=EXACT)
 
 
 # ---- loading Hugging Face's layout ----------------------------------------------------------------------------------
@@ -636,4 +601,4 @@ _pair("load_hf_state_dict", "load_hf_state_dict", load_hf_state_dict_reference, 
       LOADER_MISTAKES,
       {"conv1d_weights": "the four Conv1D weights (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) must be "
                          "transposed",
-       "other_weights": "embeddings, LayerNorms and biases load as they are"}, OPS_TOLERANCE)
+       "other_weights": "embeddings, LayerNorms and biases load as they are"}, tolerance=OPS_TOLERANCE)

@@ -39,7 +39,8 @@ from gpt_reference.tokenizer import (
 )
 from gpt_reference.tokenizer import CharTokenizer as ReferenceCharTokenizer
 
-from ..core import Check, Mistake, Outputs, ProbeError, register
+from ..core import Mistake, Outputs, ProbeError
+from ..probes import register_pair
 
 LESSON = "01_tokenization"
 EXACT = dict(atol=0.0, rtol=0.0)
@@ -47,15 +48,7 @@ ENDOFTEXT = "<|endoftext|>"
 Merges = dict[tuple[int, int], int]
 
 
-def _pair(name: str, target: str, reference, probes, points: tuple[float, float], description: str,
-          mistakes: tuple[Mistake, ...] = (), part_hints: dict[str, str] | None = None) -> None:
-    """Register ``tokenization.<name>`` and ``tokenization.<name>.hidden``, which share all but probe and points."""
-    for probe, pts, hidden in zip(probes, points, (False, True)):
-        register(Check(
-            id=f"tokenization.{name}" + (".hidden" if hidden else ""), lesson=LESSON, target=target, probe=probe,
-            reference=reference, points=pts, hidden=hidden, description=description, mistakes=mistakes,
-            part_hints=part_hints or {}, **EXACT,
-        ))
+_pair = partial(register_pair, "tokenization", LESSON, tolerance=EXACT)
 
 
 # ---- turning the learner's return values into tensors ------------------------------------------------------------
