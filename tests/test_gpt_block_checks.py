@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from mistake_catalogue import mistake_catalogue_tests
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -243,20 +244,11 @@ MUTANTS = {
     },
 }
 
-MUTANT_CASES = [(c.id, m.name) for c in CHECKS for m in c.mistakes]
-
-
-@pytest.mark.parametrize(("check_id", "mistake"), MUTANT_CASES)
-def test_every_mistake_is_named(check_id, mistake):
-    result = run_check(check_id, MUTANTS[get_check(check_id).target][mistake])
-    assert not result.passed and result.mistake == mistake, result.message
-    variant = next(m for m in get_check(check_id).mistakes if m.name == mistake)
-    assert run_check(check_id, variant.implementation).mistake == mistake
-
-
-def test_every_mutant_is_in_the_catalogue():
-    catalogue = {(c.target, m.name) for c in CHECKS for m in c.mistakes}
-    assert {(t, n) for t, ms in MUTANTS.items() for n in ms} == catalogue
+(
+    test_every_mistake_is_named,
+    test_every_mutant_is_in_the_catalogue,
+    test_each_catalogued_variant_is_named_as_itself,
+) = mistake_catalogue_tests(CHECKS, MUTANTS)
 
 
 # ---- other wrong answers -------------------------------------------------------------------------------------------

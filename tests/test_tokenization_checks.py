@@ -13,11 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from mistake_catalogue import mistake_catalogue_tests
 import regex
 import tiktoken
 import torch
 
-from autograder import checks_for, get_check, run_check
+from autograder import checks_for, run_check
 from autograder.core import run_probe
 from autograder.loader import load_notebook
 from gpt_reference import tokenizer as reference
@@ -488,30 +489,11 @@ MUTANTS = {
     },
 }
 
-MUTANT_CASES = [(c.id, m.name) for c in CHECKS for m in c.mistakes]
-
-
-@pytest.mark.parametrize(("check_id", "mistake"), MUTANT_CASES)
-def test_every_mistake_is_named(check_id, mistake):
-    target = next(c.target for c in CHECKS if c.id == check_id)
-    result = run_check(check_id, MUTANTS[target][mistake])
-    assert not result.passed and result.points == 0
-    assert result.mistake == mistake, result.message
-    assert result.message.startswith(f"looks like: {mistake}.")
-
-
-def test_every_mutant_is_in_the_catalogue():
-    catalogue = {(c.target, m.name) for c in CHECKS for m in c.mistakes}
-    written = {(target, name) for target, mutants in MUTANTS.items() for name in mutants}
-    assert written == catalogue
-
-
-@pytest.mark.parametrize(("check_id", "mistake"), MUTANT_CASES)
-def test_each_catalogued_variant_is_named_as_itself(check_id, mistake):
-    """The judge names the first mistake whose outputs match, so a variant named as another (or passing) would
-    make that name ambiguous."""
-    variant = next(m for m in get_check(check_id).mistakes if m.name == mistake)
-    assert run_check(check_id, variant.implementation).mistake == mistake
+(
+    test_every_mistake_is_named,
+    test_every_mutant_is_in_the_catalogue,
+    test_each_catalogued_variant_is_named_as_itself,
+) = mistake_catalogue_tests(CHECKS, MUTANTS)
 
 
 def test_ascii_pattern_mistakes_are_caught_by_the_visible_probe_too():
