@@ -199,7 +199,7 @@ def _differences(got: Outputs, expected: Outputs, atol: float, rtol: float) -> l
                 wrong = (have != want).nonzero()
                 problems.append(f"{label}{len(wrong)} of {want.numel()} entries wrong, first at {_index(wrong[0])}")
         elif have.dtype.is_floating_point != want.dtype.is_floating_point:
-            problems.append(f"{label}dtype {have.dtype}, expected a {'floating' if want.dtype.is_floating_point else 'integer'} dtype")
+            problems.append(f"{label}dtype {have.dtype}, expected {'a floating' if want.dtype.is_floating_point else 'an integer'} dtype")
         else:
             message = _value_difference(have.double(), want.double(), atol, rtol)
             if message:
@@ -225,12 +225,14 @@ def _value_difference(have: torch.Tensor, want: torch.Tensor, atol: float, rtol:
     for size in reversed(diff.shape):
         flat, i = divmod(flat, size)
         where.insert(0, i)
-    rel = diff / want.abs().clamp_min(1e-12)
+    nonzero = want != 0  # a relative error means nothing where the expected value is 0
+    relative = ""
+    if nonzero.any():
+        relative = f", max rel error {(diff[nonzero] / want[nonzero].abs()).max().item():.3g}"
     outside = (diff > atol + rtol * want.abs()).float().mean().item()
     return (
-        f"max abs error {diff.max().item():.3g} at ({', '.join(map(str, where))}), "
-        f"max rel error {rel.max().item():.3g}; {100 * outside:.1f}% of values outside tolerance "
-        f"(atol {atol:g}, rtol {rtol:g})"
+        f"max abs error {diff.max().item():.3g} at ({', '.join(map(str, where))}){relative}; "
+        f"{100 * outside:.1f}% of values outside tolerance (atol {atol:g}, rtol {rtol:g})"
     )
 
 
