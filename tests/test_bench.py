@@ -1,0 +1,37 @@
+"""The benchmark scripts run and report what they claim (their speed figures are read by people, not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_kv_cache_bench_checks_tokens_and_reports_every_length():
+    out = run("bench_kv_cache.py", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=64", "--new_tokens=40")
+    assert "identical tokens: True" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:2].isdigit()]
+    assert [row[0] for row in rows] == ["16", "32", "40"]
+    assert all(row[-1].endswith("×") and float(row[-1][:-1]) > 0 for row in rows)
+
+
+def test_kv_cache_bench_refuses_a_run_that_would_slide_the_window():
+    result = subprocess.run([sys.executable, str(BENCH / "bench_kv_cache.py"), "--block_size=32", "--new_tokens=40"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "must fit in block_size" in result.stderr
+
+
+def test_bpe_bench_reports_identical_ids(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200 + "To be, or not to be!\n" * 50)
+    out = run("bench_bpe.py", "--vocab_size=300", f"--text={text}")
+    assert "identical ids: True" in out
+    assert "merges in" in out
