@@ -2,6 +2,8 @@
 
 ``checks`` are a lesson's registered checks; ``mutants`` maps a target name to ``{mistake name: learner-style
 wrong implementation}``, written in the test file independently of the variants in ``autograder/checks``.
+``crashes`` names the (check id, mistake) pairs where the mutant raises on that check's probe, as the learner's code
+would (a window past the end of short data cannot be stacked): there it must fail with its own error instead.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import pytest
 from autograder import get_check, run_check
 
 
-def mistake_catalogue_tests(checks, mutants):
+def mistake_catalogue_tests(checks, mutants, crashes=frozenset()):
     """The three tests, to assign to ``test_*`` names in a lesson's test module so that pytest collects them."""
     cases = [(c.id, m.name) for c in checks for m in c.mistakes]
 
@@ -19,6 +21,9 @@ def mistake_catalogue_tests(checks, mutants):
     def test_every_mistake_is_named(check_id, mistake):
         result = run_check(check_id, mutants[get_check(check_id).target][mistake])
         assert not result.passed and result.points == 0
+        if (check_id, mistake) in crashes:
+            assert result.mistake is None and " raised " in result.message, result.message
+            return
         assert result.mistake == mistake, result.message
         assert result.message.startswith(f"looks like: {mistake}.")
 

@@ -305,24 +305,26 @@ def configure_optimizer_reference(model: nn.Module, weight_decay: float, lr: flo
     return configure_optimizer(model, weight_decay, lr, betas, "cpu")
 
 
-def _groups_flawed(rule):
+def _groups_flawed(decayed):
+    """configure_optimizer with the parameters in ``decayed(model)`` (a set of ids) decayed and the others not."""
     def configure(model, weight_decay, lr, betas):
         params = [p for p in model.parameters() if p.requires_grad]
-        names = {id(p): n for n, p in model.named_parameters()}
-        decay = [p for p in params if rule(names[id(p)], p)]
-        rest = [p for p in params if not rule(names[id(p)], p)]
-        return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                  {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas)
+        chosen = decayed(model)
+        return torch.optim.AdamW([{"params": [p for p in params if id(p) in chosen], "weight_decay": weight_decay},
+                                  {"params": [p for p in params if id(p) not in chosen], "weight_decay": 0.0}],
+                                 lr=lr, betas=betas)
     return configure
 
 
 CONFIGURE_MISTAKES = (
     Mistake("decaying biases and LayerNorm", "only parameters with 2 or more dimensions (matrices, embeddings) are "
-            "decayed: biases and LayerNorm weights go in a group with weight_decay 0", _groups_flawed(lambda n, p: True)),
+            "decayed: biases and LayerNorm weights go in a group with weight_decay 0",
+            _groups_flawed(lambda model: {id(p) for p in model.parameters()})),
     Mistake("embeddings not decayed (minGPT's rule)", "this course follows nanoGPT: every parameter with p.dim() >= 2 "
-            "is decayed, embeddings included", _groups_flawed(lambda n, p: p.dim() >= 2 and "wpe" not in n)),
+            "is decayed, embeddings included (minGPT decays the weights of nn.Linear modules only)",
+            _groups_flawed(lambda model: {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)})),
     Mistake("groups swapped", "weight decay goes to the ≥2-D parameters, none to the 1-D ones",
-            _groups_flawed(lambda n, p: p.dim() < 2)),
+            _groups_flawed(lambda model: {id(p) for p in model.parameters() if p.dim() < 2})),
 )
 
 
