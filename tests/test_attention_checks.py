@@ -7,26 +7,23 @@ The mutants below are written the way a learner would write them, independently 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
-from mistake_catalogue import mistake_catalogue_tests
+from lesson_contract import mistake_catalogue_tests, solution_notebook_tests
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
 from autograder import checks_for, get_check, run_check
 from autograder.core import run_probe
-from autograder.loader import load_notebook
-from gpt_reference.config import GPTConfig
 from gpt_reference.model import CausalSelfAttention as ReferenceSelfAttention
 
 CHECKS = checks_for("02_attention")
+solution, test_solution_notebook_awards_every_check = solution_notebook_tests("02_attention", CHECKS)
 
 
 def checks_of(target: str) -> list[str]:
@@ -279,6 +276,7 @@ MUTANTS = {
     test_every_mistake_is_named,
     test_every_mutant_is_in_the_catalogue,
     test_each_catalogued_variant_is_named_as_itself,
+    test_no_two_variants_agree,
 ) = mistake_catalogue_tests(CHECKS, MUTANTS)
 
 
@@ -436,23 +434,3 @@ def test_checks_leave_the_global_random_state_alone():
     for check_id in checks_of("CausalSelfAttention"):
         run_check(check_id, LearnerAttention)
     assert torch.equal(torch.get_rng_state(), before)
-
-
-# ---- the lesson's source notebook agrees with its checks ------------------------------------------------------------
-
-NOTEBOOK = Path(__file__).parents[1] / "solutions" / "02_attention" / "02_attention.ipynb"
-
-
-def test_solution_notebook_passes_every_check_for_the_points_its_cells_award():
-    graded = {}
-    for cell in json.loads(NOTEBOOK.read_text())["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            check_id = re.search(r'assert_check\("([^"]+)"', "".join(cell["source"])).group(1)
-            graded[check_id] = meta["points"]
-    assert graded == {c.id: c.points for c in CHECKS}
-    notebook = load_notebook(NOTEBOOK)
-    assert not notebook.problems
-    for check in CHECKS:
-        result = run_check(check.id, getattr(notebook.module, check.target))
-        assert result.passed, result.line()

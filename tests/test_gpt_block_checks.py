@@ -7,20 +7,16 @@ The mutants are written the way a learner would write them, independently of the
 
 from __future__ import annotations
 
-import json
 import math
-import re
-from pathlib import Path
 
 import pytest
-from mistake_catalogue import mistake_catalogue_tests
+from lesson_contract import mistake_catalogue_tests, solution_notebook_tests
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
 from autograder import checks_for, get_check, run_check
 from autograder.checks.gpt_block import count_params_reference
-from autograder.loader import load_notebook
 from gpt_reference.config import GPTConfig
 from gpt_reference.model import GPT as ReferenceGPT
 from gpt_reference.model import MLP as ReferenceMLP
@@ -28,14 +24,7 @@ from gpt_reference.model import Block as ReferenceBlock
 from gpt_reference.model import CausalSelfAttention
 
 CHECKS = checks_for("03_gpt_block")
-NOTEBOOK = Path(__file__).parents[1] / "solutions" / "03_gpt_block" / "03_gpt_block.ipynb"
-
-
-@pytest.fixture(scope="module")
-def solution():
-    notebook = load_notebook(NOTEBOOK)
-    assert not notebook.problems
-    return notebook.module
+solution, test_solution_notebook_awards_every_check = solution_notebook_tests("03_gpt_block", CHECKS)
 
 
 def checks_of(target):
@@ -83,17 +72,6 @@ def load_with_copy(model, hf_state):
         for k, v in hf_state.items():
             if k in params:
                 params[k].copy_(v.T if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")) else v)
-
-
-def test_solution_notebook_awards_every_check(solution):
-    graded = {}
-    for cell in json.loads(NOTEBOOK.read_text())["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            graded[re.search(r'assert_check\("([^"]+)"', "".join(cell["source"])).group(1)] = meta["points"]
-    assert graded == {c.id: c.points for c in CHECKS}
-    for c in CHECKS:
-        assert run_check(c.id, getattr(solution, c.target)).passed
 
 
 ALTERNATIVES = {"LayerNorm": [TorchLayerNorm], "gelu": [gelu_sigmoid, partial_gelu := (lambda x: F.gelu(x, approximate="tanh"))],
@@ -248,6 +226,7 @@ MUTANTS = {
     test_every_mistake_is_named,
     test_every_mutant_is_in_the_catalogue,
     test_each_catalogued_variant_is_named_as_itself,
+    test_no_two_variants_agree,
 ) = mistake_catalogue_tests(CHECKS, MUTANTS)
 
 

@@ -13,17 +13,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from mistake_catalogue import mistake_catalogue_tests
+from lesson_contract import mistake_catalogue_tests, solution_notebook_tests
 import regex
 import tiktoken
 import torch
 
 from autograder import checks_for, run_check
 from autograder.core import run_probe
-from autograder.loader import load_notebook
 from gpt_reference import tokenizer as reference
 
 CHECKS = checks_for("01_tokenization")
+solution, test_solution_notebook_awards_every_check = solution_notebook_tests("01_tokenization", CHECKS)
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 TIKTOKEN_GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
@@ -493,6 +493,7 @@ MUTANTS = {
     test_every_mistake_is_named,
     test_every_mutant_is_in_the_catalogue,
     test_each_catalogued_variant_is_named_as_itself,
+    test_no_two_variants_agree,
 ) = mistake_catalogue_tests(CHECKS, MUTANTS)
 
 
@@ -604,21 +605,6 @@ def test_checks_leave_the_global_random_state_alone():
 # ---- the lesson's source notebook agrees with its checks ------------------------------------------------------------
 
 NOTEBOOK = Path(__file__).parents[1] / "solutions" / "01_tokenization" / "01_tokenization.ipynb"
-
-
-def test_solution_notebook_passes_every_check_for_the_points_its_cells_award():
-    graded = {}
-    for cell in json.loads(NOTEBOOK.read_text())["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            check_id = re.search(r'assert_check\("([^"]+)"', "".join(cell["source"])).group(1)
-            graded[check_id] = meta["points"]
-    assert graded == {c.id: c.points for c in CHECKS}
-    notebook = load_notebook(NOTEBOOK)
-    assert not notebook.problems
-    for check in CHECKS:
-        result = run_check(check.id, getattr(notebook.module, check.target))
-        assert result.passed, result.line()
 
 
 def test_the_notebook_imports_matplotlib_only_in_demo_cells():

@@ -7,52 +7,18 @@ The mutants are written the way a learner would write them, independently of the
 
 from __future__ import annotations
 
-import json
 import math
-import re
-from pathlib import Path
 
 import pytest
-from mistake_catalogue import mistake_catalogue_tests
+from lesson_contract import mistake_catalogue_tests, solution_notebook_tests
 import torch
 from torch.nn import functional as F
 
 from autograder import checks_for, get_check, run_check
-from autograder.core import _matches, _reference_outputs
-from autograder.loader import load_notebook
 from gpt_reference.trainer import get_lr as reference_get_lr
 
 CHECKS = checks_for("04_training")
-NOTEBOOK = Path(__file__).parents[1] / "solutions" / "04_training" / "04_training.ipynb"
-
-
-@pytest.fixture(scope="module")
-def solution():
-    notebook = load_notebook(NOTEBOOK)
-    assert not notebook.problems
-    return notebook.module
-
-
-def test_solution_notebook_awards_every_check(solution):
-    graded = {}
-    for cell in json.loads(NOTEBOOK.read_text())["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            graded[re.search(r'assert_check\("([^"]+)"', "".join(cell["source"])).group(1)] = meta["points"]
-    assert graded == {c.id: c.points for c in CHECKS}
-    for c in CHECKS:
-        result = run_check(c.id, getattr(solution, c.target))
-        assert result.passed, (c.id, result.message)
-
-
-@pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
-def test_no_two_variants_agree(check_id):
-    check = get_check(check_id)
-    outputs = [("reference", _reference_outputs(check, check.reference))]
-    outputs += [(m.name, _reference_outputs(check, m.implementation)) for m in check.mistakes]
-    for i, (a, out_a) in enumerate(outputs):
-        for b, out_b in outputs[i + 1:]:
-            assert not _matches(out_a, out_b, check.atol, check.rtol), f"{a} and {b} agree on {check_id}'s probe"
+solution, test_solution_notebook_awards_every_check = solution_notebook_tests("04_training", CHECKS)
 
 
 # ---- correct alternatives, written the way learners write them ----------------------------------------------------
@@ -456,8 +422,12 @@ MUTANTS = {
 # A window past the end of the hidden probe's 12-token data cannot be stacked: there that mutant fails with its own
 # error, as the learner's code would.
 CRASHES = {("training.get_batch.hidden", "offsets that can run past the end")}
-(test_every_mistake_is_named, test_every_mutant_is_in_the_catalogue,
- test_each_catalogued_variant_is_named_as_itself) = mistake_catalogue_tests(CHECKS, MUTANTS, CRASHES)
+(
+    test_every_mistake_is_named,
+    test_every_mutant_is_in_the_catalogue,
+    test_each_catalogued_variant_is_named_as_itself,
+    test_no_two_variants_agree,
+) = mistake_catalogue_tests(CHECKS, MUTANTS, CRASHES)
 
 
 # ---- other wrong answers -------------------------------------------------------------------------------------------
