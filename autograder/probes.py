@@ -2,6 +2,7 @@
 
 * ``register_pair`` registers a visible check and its hidden twin, which share everything but probe and points.
 * ``seeded_randn`` makes probe inputs from a private generator, so probing never moves the learner's random state.
+* ``flag`` turns a yes/no property of the learner's code into an output (booleans are compared exactly).
 * ``build_module`` and ``load_reference_weights`` instantiate a learner's ``nn.Module`` and load the reference's
   weights into it (GPT-2's names, strict), turning every mismatch into a message that names the keys.
 """
@@ -42,6 +43,10 @@ def register_pair(
 def seeded_randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=generator) * scale
+
+
+def flag(value: bool) -> torch.Tensor:
+    return torch.tensor(bool(value))
 
 
 def build_module(cls: Callable[..., object], what: str, *args: object) -> nn.Module:

@@ -40,7 +40,7 @@ from gpt_reference.model import KVCache, LayerKVCache
 from gpt_reference.sampling import filter_logits, sample_next
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
-from ..probes import register_pair, seeded_randn
+from ..probes import flag, register_pair, seeded_randn
 
 LESSON = "05_generation"
 FILTER_TOLERANCE = dict(atol=1e-6, rtol=1e-5)
@@ -50,10 +50,6 @@ MODEL_TOLERANCE = dict(atol=1e-4, rtol=1e-3)
 DRAWS = 10_000
 
 _pair = partial(register_pair, "generation", LESSON, tolerance=FILTER_TOLERANCE)
-
-
-def _flag(value: bool) -> torch.Tensor:
-    return torch.tensor(bool(value))
 
 
 # ---- top-k ----------------------------------------------------------------------------------------------------------
@@ -115,7 +111,7 @@ def _filter_parts(fn, name: str, argument: str, cases: dict[str, tuple[torch.Ten
                              "expected the same shape, with -inf for the dropped tokens")
         out[part] = result.detach().clone()
         unchanged &= torch.equal(given, logits)
-    out["input_unchanged"] = _flag(unchanged)
+    out["input_unchanged"] = flag(unchanged)
     return out
 
 
@@ -267,6 +263,12 @@ _VISIBLE_LOGITS = torch.tensor([1.0, -0.5, 2.2, 0.3, -1.2, 1.6, -0.1, 0.6])
 _HIDDEN_LOGITS = torch.tensor([0.2, 2.5, -1.0, 1.1, 0.0, -2.0, 1.9, 0.7, -0.4, 3.0, -0.8, 0.5])
 
 
+def _token_ids(ids: torch.Tensor, what: str) -> torch.Tensor:
+    if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ProbeError(f"{what} returned dtype {ids.dtype}; expected integer token ids (torch.long)")
+    return ids
+
+
 def _draws(fn, logits: torch.Tensor, n: int, seed: int, settings: dict[str, Any]) -> torch.Tensor:
     batch = logits.expand(n, -1).clone()
     what = "sample_next(logits, " + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")"
@@ -274,8 +276,7 @@ def _draws(fn, logits: torch.Tensor, n: int, seed: int, settings: dict[str, Any]
     if ids.shape != (n, 1):
         raise ProbeError(f"{what} returned shape {tuple(ids.shape)} for logits of shape {tuple(batch.shape)}; "
                          f"expected ({n}, 1): one token id per row, as a column (torch.multinomial(probs, 1) gives it)")
-    if ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ProbeError(f"{what} returned dtype {ids.dtype}; expected integer token ids (torch.long)")
+    _token_ids(ids, what)
     if ids.numel() and (ids.min() < 0 or ids.max() >= logits.numel()):
         raise ProbeError(f"{what} returned ids outside 0 … {logits.numel() - 1}, the vocabulary")
     return ids.long()[:, 0]
@@ -290,7 +291,7 @@ def _sample_parts(fn, logits: torch.Tensor, cases: dict[str, dict[str, Any]], gr
             z = logits[None] / settings.get("temperature", 1.0)
             allowed = torch.isfinite(filter_logits(z, settings.get("top_k"), settings.get("top_p")))[0]
             out[f"freq_{part}"] = torch.bincount(ids, minlength=logits.numel()).double() / DRAWS
-            out[f"outside_{part}"] = _flag((~allowed[ids]).any())
+            out[f"outside_{part}"] = flag((~allowed[ids]).any())
         try:
             out["greedy"] = as_tensor(fn(greedy.clone(), temperature=0.0), "sample_next(logits, temperature=0)")
         except ProbeError:
@@ -299,7 +300,7 @@ def _sample_parts(fn, logits: torch.Tensor, cases: dict[str, dict[str, Any]], gr
             raise ProbeError(f"sample_next(logits, temperature=0) raised {type(e).__name__}: {e}. Temperature 0 "
                              "means greedy decoding: return the argmax, without dividing by 0") from None
         first, second = (_draws(fn, logits, 200, seed, {"temperature": 1.0}) for _ in range(2))
-        out["reproducible"] = _flag(torch.equal(first, second))
+        out["reproducible"] = flag(torch.equal(first, second))
     return out
 
 
@@ -408,9 +409,7 @@ def _tokens(fn, name: str, model: _ProbeGPT, prompt: torch.Tensor, new: int, set
     if out.dim() != 2 or out.size(0) != prompt.size(0):
         raise ProbeError(f"{what} returned shape {tuple(out.shape)}; expected (B, T + max_new_tokens) = "
                          f"({prompt.size(0)}, {prompt.size(1) + new}): the prompt followed by the new tokens")
-    if out.dtype.is_floating_point or out.dtype == torch.bool:
-        raise ProbeError(f"{what} returned dtype {out.dtype}; expected integer token ids (torch.long)")
-    return out
+    return _token_ids(out, what)
 
 
 # ---- generate ---------------------------------------------------------------------------------------------------------
@@ -464,25 +463,35 @@ def _generate_parts(fn, name: str, config: GPTConfig, seed: int, batch: int) -> 
     model.calls.clear()
     out["long"] = _tokens(fn, name, model, _prompt(batch, 6, vocab, seed + 2), 8, {"temperature": 0.0})
     out["context_lengths"] = torch.tensor([length for length, _ in model.calls], dtype=torch.int64)
-    out["top_k_1"] = _tokens(fn, name, model, _prompt(1, 4, vocab, seed + 3), 5,
-                             {"temperature": 1.0, "top_k": 1, "generator": torch.Generator().manual_seed(seed)})
-    out.update(_pass_through(fn, name, model, vocab, seed))
-    out["no_grad"] = _flag(not any(grad for _, grad in model.calls))
+    out.update(_settings_parts(fn, name, model, vocab, seed, top_k_prompt=4, top_k_new=5))
     return out
 
 
-def _pass_through(fn, name, model, vocab, seed) -> Outputs:
-    """top_p that leaves only the argmax, and a seeded generator that must reproduce its draws."""
+def _settings_parts(fn, name: str, model: _ProbeGPT, vocab: int, seed: int, top_k_prompt: int,
+                    top_k_new: int) -> Outputs:
+    """What both loops must pass on to sample_next: top_k (top-1 sampling is the argmax), top_p (a tiny nucleus is
+    the argmax too), and a seeded generator that must reproduce its draws; and whether gradients were off in every
+    call the model has seen."""
+    out = {"top_k_1": _tokens(fn, name, model, _prompt(1, top_k_prompt, vocab, seed + 3), top_k_new,
+                              {"temperature": 1.0, "top_k": 1, "generator": torch.Generator().manual_seed(seed)})}
     prompt = _prompt(1, 2, vocab, seed + 4)
-    out = {"top_p_tiny": _tokens(fn, name, model, prompt, 4, {"temperature": 3.0, "top_p": 1e-3})}
+    out["top_p_tiny"] = _tokens(fn, name, model, prompt, 4, {"temperature": 3.0, "top_p": 1e-3})
     runs = []
     with torch.random.fork_rng(devices=[]):
         for global_seed in (1, 2):
             torch.manual_seed(global_seed)
             runs.append(_tokens(fn, name, model, prompt, 6, {"temperature": 3.0,
                                                              "generator": torch.Generator().manual_seed(seed)}))
-    out["reproducible"] = _flag(torch.equal(*runs))
+    out["reproducible"] = flag(torch.equal(*runs))
+    out["no_grad"] = flag(not any(grad for _, grad in model.calls))
     return out
+
+
+_SETTINGS_HINTS = {
+    "top_k_1": "pass temperature, top_k, top_p and generator on to sample_next",
+    "top_p_tiny": "pass top_p on to sample_next",
+    "reproducible": "pass generator on to sample_next, so that a seeded generator gives the same tokens again",
+}
 
 
 def _probe_generate(fn) -> Outputs:
@@ -499,10 +508,8 @@ def _probe_generate_hidden(fn) -> Outputs:
 
 
 _GENERATE_HINTS = {
+    **_SETTINGS_HINTS,
     "context_lengths": "the model saw contexts of the wrong lengths: crop to the last block_size tokens every step",
-    "top_k_1": "pass temperature, top_k, top_p and generator on to sample_next",
-    "top_p_tiny": "pass top_p on to sample_next",
-    "reproducible": "pass generator on to sample_next, so that a seeded generator gives the same tokens again",
     "no_grad": "generation needs no gradients: decorate generate with @torch.no_grad() (a graph would be kept for "
                "every step)",
     "zero_new_tokens": "max_new_tokens = 0 returns the prompt as it is",
@@ -743,12 +750,9 @@ def _generate_cached_parts(fn, config: GPTConfig, seed: int, batch: int) -> Outp
     vocab = config.vocab_size
     out = {"short": _tokens(fn, name, model, _prompt(batch, 3, vocab, seed + 1), 5, {"temperature": 0.0})}
     # generate would embed 3 + 4 + 5 + 6 + 7 = 25 tokens; the cached loop 3 + 1 + 1 + 1 + 1
-    out["uses_cache"] = _flag(sum(length for length, _ in model.calls) < 25)
+    out["uses_cache"] = flag(sum(length for length, _ in model.calls) < 25)
     out["sliding"] = _tokens(fn, name, model, _prompt(batch, 6, vocab, seed + 2), 8, {"temperature": 0.0})
-    out["top_k_1"] = _tokens(fn, name, model, _prompt(1, 2, vocab, seed + 3), 4,
-                             {"temperature": 1.0, "top_k": 1, "generator": torch.Generator().manual_seed(seed)})
-    out.update(_pass_through(fn, name, model, vocab, seed))
-    out["no_grad"] = _flag(not any(grad for _, grad in model.calls))
+    out.update(_settings_parts(fn, name, model, vocab, seed, top_k_prompt=2, top_k_new=4))
     return out
 
 
@@ -773,8 +777,6 @@ _pair("generate_cached", "generate_cached", generate_cached_reference,
       {"uses_cache": "after the prompt, feed only the newest token: the cache remembers the rest",
        "sliding": "when the window is full, rebuild the caches from the last block_size tokens",
        "full_window_prompt": "a prompt of block_size tokens fills the window at once: the next step must slide",
-       "top_k_1": "pass temperature, top_k, top_p and generator on to sample_next",
-       "top_p_tiny": "pass top_p on to sample_next",
-       "reproducible": "pass generator on to sample_next, so that a seeded generator gives the same tokens again",
+       **_SETTINGS_HINTS,
        "no_grad": "generation needs no gradients: decorate generate_cached with @torch.no_grad()"},
       tolerance=EXACT)

@@ -32,7 +32,7 @@ from gpt_reference.model import GPT
 from gpt_reference.trainer import configure_optimizer, get_lr
 
 from ..core import Check, Mistake, Outputs, ProbeError, as_tensor, register
-from ..probes import register_pair, seeded_randn
+from ..probes import flag, register_pair, seeded_randn
 
 LESSON = "04_training"
 EXACT = dict(atol=0.0, rtol=0.0)
@@ -55,10 +55,6 @@ def _scalar(value: Any, what: str) -> torch.Tensor:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(float(value), dtype=torch.float64)
     raise ProbeError(f"{what} returned {type(value).__name__}; expected a float or a 0-d tensor")
-
-
-def _flag(value: bool) -> torch.Tensor:
-    return torch.tensor(bool(value))
 
 
 TINY = dict(block_size=8, vocab_size=11, n_layer=1, n_head=2, n_embd=8, dropout=0.0, bias=True)
@@ -594,7 +590,7 @@ def _estimate(fn, seed: int, eval_iters: int) -> Outputs:
         torch.manual_seed(seed)
         loss = _scalar(fn(model, get_batch_fn, eval_iters), "estimate_loss(...)")
     return {"loss": loss.float(), "batches_drawn": torch.tensor(len(calls)),
-            "train_mode_after": _flag(model.training), "grad_enabled": _flag(any(grad_enabled))}
+            "train_mode_after": flag(model.training), "grad_enabled": flag(any(grad_enabled))}
 
 
 def _probe_estimate(fn) -> Outputs:
