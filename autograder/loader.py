@@ -14,11 +14,13 @@ Learner code is run under guard (``guarded``): a wall-clock limit per cell or pr
 Python loops but not one long call into C), its prints discarded, stdin empty, the notebook's folder as working
 directory, and ``sys.exit``/``KeyboardInterrupt`` turned into a reported problem. A cell that fails is reported,
 in words a learner can act on, and the later cells still run — as in Jupyter, where one red cell does not erase the
-others. This is no sandbox: the code runs as the grader. ``autograder.sandbox`` adds a process boundary.
+others. This is no sandbox: the code runs as the grader. ``autograder.sandbox`` adds a process boundary, and
+loads with ``definitions_only=True``: of each cell, only what ``autograder.definitions`` keeps runs.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import Check, ProbeOutcome, run_probe
+from .definitions import definitions
 
 SKIPPED_TAGS = {"demo", "check"}
 CELL_MAGICS_WITH_PYTHON_BODY = {"time", "capture"}  # %%time / %%capture run their body in the namespace
@@ -200,15 +203,23 @@ def _line_in_cell(error: BaseException, filename: str) -> str:
     return f" (line {line})" if line is not None else ""
 
 
-def _run_cell(code: str, number: int, namespace: dict, folder: Path, timeout: float | None) -> str | None:
-    """Execute one cell into ``namespace``; a problem in words, or None when it ran through."""
-    filename = f"<cell {number}>"
+def _parse_cell(code: str, number: int) -> ast.Module | str:
+    """A cell's syntax tree, or the problem that it has none."""
     try:
-        compiled = compile(code, filename, "exec")
+        return ast.parse(code, f"<cell {number}>")
     except SyntaxError as e:  # IndentationError included
         return f"cell {number}: {type(e).__name__}: {e.msg} (line {e.lineno}); the cell was skipped"
     except ValueError as e:  # e.g. a null byte in the source
         return f"cell {number}: {e}; the cell was skipped"
+
+
+def _run_cell(tree: ast.Module, number: int, namespace: dict, folder: Path, timeout: float | None) -> str | None:
+    """Execute one cell into ``namespace``; a problem in words, or None when it ran through."""
+    filename = f"<cell {number}>"
+    try:
+        compiled = compile(tree, filename, "exec")
+    except SyntaxError as e:  # what the parser allows and the compiler does not: `return` outside a function
+        return f"cell {number}: {type(e).__name__}: {e.msg} (line {e.lineno}); the cell was skipped"
     try:
         with guarded(folder, timeout):
             exec(compiled, namespace)
@@ -225,10 +236,14 @@ def _run_cell(code: str, number: int, namespace: dict, folder: Path, timeout: fl
 
 
 def load_notebook(
-    path: str | os.PathLike, cell_timeout: float | None = 10.0, check_timeout: float | None = 10.0
+    path: str | os.PathLike,
+    cell_timeout: float | None = 10.0,
+    check_timeout: float | None = 10.0,
+    definitions_only: bool = False,
 ) -> LoadedNotebook:
     """Execute the notebook's code cells (see the module docstring for which) into a fresh module; its
-    ``outcome(check)`` then probes them, each probe limited to ``check_timeout`` seconds.
+    ``outcome(check)`` then probes them, each probe limited to ``check_timeout`` seconds. With
+    ``definitions_only``, only the imports, definitions and constants of each cell run (``autograder.definitions``).
 
     Cells are numbered as the learner counts them: 1 is the notebook's first cell, markdown included. Raises
     NotebookError only when the file cannot be read as a notebook; everything else is a problem in the result.
@@ -240,13 +255,24 @@ def load_notebook(
     module = types.ModuleType(name, f"the learner's definitions from {path.name}")
     sys.modules[name] = module  # dataclasses and typing look classes' modules up there
     loaded = LoadedNotebook(path, module, check_timeout)
+    trees, problems = {}, []  # problems: (cell number, problem), reported in the order of the cells
     for number, cell in enumerate(cells, start=1):
         if cell.get("cell_type") != "code" or is_skipped(cell):
             continue
         code = python_source(_source(cell))
         if code is None or not code.strip():
             continue
-        problem = _run_cell(code, number, module.__dict__, path.parent, cell_timeout)
+        tree = _parse_cell(code, number)
+        if isinstance(tree, str):
+            problems.append((number, tree))
+        else:
+            trees[number] = tree
+    if definitions_only:
+        trees, left_out = definitions(trees, name)
+        problems += left_out
+    for number, tree in trees.items():
+        problem = _run_cell(tree, number, module.__dict__, path.parent, cell_timeout)
         if problem:
-            loaded.problems.append(problem)
+            problems.append((number, problem))
+    loaded.problems = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
     return loaded
