@@ -102,13 +102,15 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
 def _bound_names(node: ast.stmt) -> set[str]:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {alias.asname or alias.name.split(".")[0] for alias in node.names}
     names = set()
     targets = {
         ast.Assign: lambda n: n.targets, ast.AnnAssign: lambda n: [n.target], ast.AugAssign: lambda n: [n.target],
         ast.For: lambda n: [n.target], ast.AsyncFor: lambda n: [n.target],
         ast.With: lambda n: [i.optional_vars for i in n.items if i.optional_vars],
         ast.AsyncWith: lambda n: [i.optional_vars for i in n.items if i.optional_vars],
-    }.get(type(node), lambda n: [])(node)  # fmt: skip
+    }.get(type(node), lambda n: [])(node)[:]  # fmt: skip (a copy: it is consumed below)
     while targets:  # names, and names in tuples and lists; not `obj.attr` or `table[key]`
         target = targets.pop()
         if isinstance(target, ast.Name):

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,8 +248,9 @@ class _Worker:
         if not isinstance(first, dict) or not isinstance(first.get("problems"), list):
             return None, [], self._ending(first)
         problems = [printable(p, 2 * MESSAGE_CAP) for p in first["problems"][:50]]
-        seconds = float(first.get("seconds", self.load_deadline)) if isinstance(first.get("seconds"), (int, float)) else 0
-        check_deadline = self.limits.check_timeout + 2 * min(seconds, self.load_deadline) + 2
+        seconds = first.get("seconds")
+        seconds = min(float(seconds), self.load_deadline) if isinstance(seconds, (int, float)) else self.load_deadline
+        check_deadline = self.limits.check_timeout + 2 * seconds + 2  # as the worker computes it
         outcomes = []
         while True:
             frame = self._frame(min(time.monotonic() + check_deadline + 30, give_up))
@@ -289,11 +291,16 @@ class _Worker:
             return "{doing} took too long: the worker stopped answering"
         if what == "malformed":
             return "the notebook's process sent back something the grader cannot read while {doing}"
-        code = self.process.wait()
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return "the notebook's process ended while {doing}"
         self.log.seek(max(0, self.log.seek(0, 2) - LOG_TAIL_BYTES))
         tail = self.log.read().decode("utf-8", errors="replace")
         if code and "bwrap:" in tail:  # the jail itself did not start: the grader's problem, said as it is
             return "the jail did not start: " + printable(tail.strip().splitlines()[-1])
+        if self.jail and code > 128:  # bwrap exits with 128 + the signal that killed the worker
+            return self._death(None, code - 128)
         return self._death(code if code >= 0 else None, -code if code < 0 else None)
 
     def _frame(self, deadline: float) -> tuple[dict, bytes] | dict | str | None:
@@ -481,7 +488,8 @@ class _Children:
                 payload = encode_outcome(loaded.outcome(job))
             _write_all(writer, payload)
             os._exit(0)
-        except BaseException:
+        except BaseException:  # the grader's own code failed (the learner's errors are outcomes): say where
+            traceback.print_exc()
             os._exit(70)
 
 
@@ -515,8 +523,9 @@ def worker_main(argv: list[str] | None = None) -> None:
     checks = [_without_answers(get_check(check_id)) for check_id in args.check_ids]
     children = _Children(args)
     loaded = children.run(None, args.load_deadline)
+    data = loaded.pop("data")
     try:
-        report = json.loads(loaded.pop("data")) if loaded["status"] == "ok" else None
+        report = json.loads(data) if loaded["status"] == "ok" else None
     except ValueError:
         report = None
     if not isinstance(report, dict):  # the header says how the definitions child failed

@@ -103,7 +103,7 @@ def test_grade_sandbox_command_keeps_the_verdict_out_of_the_notebooks_reach(tmp_
 def test_batch_grades_every_submission_whatever_the_others_do(tmp_path, capsys):
     submitted = tmp_path / "submitted"
     demo(submitted, "alice/99_demo/99_demo.ipynb")
-    demo(submitted, "bob/99_demo/99_demo.ipynb", extra=(code("import os\nos._exit(1)"),))
+    demo(submitted, "bob/99_demo/99_demo.ipynb", double="def double(x):\n    os._exit(1)", extra=(code("import os"),))
     demo(submitted, "carol/99_demo/99_demo.ipynb", double="def double(x)\n    return 2 * x")
     demo(submitted, "dave/99_demo/99_demo.ipynb", double="def double(x):\n    while True:\n        pass")
     (submitted / "erin/99_demo").mkdir(parents=True)
@@ -113,14 +113,16 @@ def test_batch_grades_every_submission_whatever_the_others_do(tmp_path, capsys):
     assert "graded 4 of 5 notebooks" in capsys.readouterr().out
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
     assert list(rows["alice"]) == [
-        "student", "assignment", "score", "max_score", "status", "demo.double", "demo.double.hidden", "demo.triple"
+        "student", "assignment", "notebook", "score", "max_score", "status", "demo.double", "demo.double.hidden",
+        "demo.triple",
     ]  # fmt: skip
     assert (rows["alice"]["score"], rows["alice"]["max_score"], rows["alice"]["status"]) == ("4", "4", "graded")
-    assert rows["bob"]["score"] == "0"
-    assert "exited with code 1 while running the notebook's cells" in rows["bob"]["status"]
+    assert rows["bob"]["score"] == "1"  # triple; double ends its process, in each of its checks
+    bob = json.loads((tmp_path / "grades_reports/bob__99_demo__99_demo.json").read_text())
+    assert "exited with code 1 while checking demo.double" in bob["checks"][0]["message"]
     assert rows["carol"]["score"] == "1" and "SyntaxError" in rows["carol"]["status"]
     assert rows["dave"]["score"] == "1"
-    dave = json.loads((tmp_path / "grades_reports/dave__99_demo.json").read_text())
+    dave = json.loads((tmp_path / "grades_reports/dave__99_demo__99_demo.json").read_text())
     assert "did not finish in 2 s — an infinite loop?" in dave["checks"][0]["message"]
     assert rows["erin"]["status"].startswith("not graded: ") and "not valid JSON" in rows["erin"]["status"]
     assert all(row["assignment"] == "99_demo" for row in rows.values())
