@@ -30,7 +30,9 @@ import regex
 import torch
 
 from gpt_reference.tokenizer import (
+    ENDOFTEXT,
     CharTokenizer,
+    Merges,
     build_vocab,
     decode,
     encode,
@@ -48,8 +50,6 @@ from ..probes import register_pair
 
 LESSON = "01_tokenization"
 EXACT = dict(atol=0.0, rtol=0.0)
-ENDOFTEXT = "<|endoftext|>"
-Merges = dict[tuple[int, int], int]
 
 
 _pair = partial(register_pair, "tokenization", LESSON, tolerance=EXACT)
