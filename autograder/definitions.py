@@ -157,18 +157,32 @@ def _not_inert(node: ast.AST | None, names: _Names) -> str | None:
         if isinstance(sub, ast.Subscript) and (chain := _chain(sub.value)) and chain[0] in names.defined:
             return f"it subscripts `{chain[0]}`, defined in the notebook"
         if isinstance(sub, ast.Call):
-            chain = _chain(sub.func)
-            if chain is None:
-                return "it calls the result of an expression when defined"
-            if chain[0] in names.defined:
-                return f"it calls `{chain[0]}`, defined in the notebook, when defined"
-            if chain[0] not in names.imported and chain[0] not in SAFE_BUILTINS:
-                return f"it calls `{chain[0]}`, which is not imported"
+            if reason := _not_a_library_callable(sub.func, names):
+                return reason
             arguments = [*sub.args, *(k.value for k in sub.keywords)]
             used = {n.id for a in arguments for n in ast.walk(a) if isinstance(n, ast.Name)} & names.defined
             if used:
                 return f"it passes `{sorted(used)[0]}`, defined in the notebook, to a call when defined"
     return None
+
+
+def _not_a_library_callable(node: ast.expr, names: _Names) -> str | None:
+    """Why calling ``node`` (a callee, a decorator, a metaclass) could run the notebook's code; None when what is
+    called comes from a library or the builtins."""
+    chain = _chain(node)
+    if chain is None:
+        return "it calls the result of an expression when defined"
+    if chain[0] in names.defined:
+        return f"it calls `{chain[0]}`, defined in the notebook, when defined"
+    if chain[0] not in names.imported and chain[0] not in SAFE_BUILTINS:
+        return f"it calls `{chain[0]}`, which is not imported"
+    return None
+
+
+def _not_applicable(node: ast.expr, names: _Names) -> str | None:
+    """Why a decorator or metaclass ``node`` could run the notebook's code when applied; None when it cannot: an
+    inert call's result, or a library's callable."""
+    return _not_inert(node, names) or (None if isinstance(node, ast.Call) else _not_a_library_callable(node, names))
 
 
 def _not_a_definition(node: ast.stmt, names: _Names) -> str | None:
@@ -182,18 +196,20 @@ def _not_a_definition(node: ast.stmt, names: _Names) -> str | None:
         return None
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         arguments = node.args
-        evaluated = [*node.decorator_list, *arguments.defaults, *arguments.kw_defaults, node.returns]
+        evaluated = [*arguments.defaults, *arguments.kw_defaults, node.returns]
         for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg]:
             evaluated.append(arg.annotation if arg else None)
-        return next(filter(None, (_not_inert(e, names) for e in evaluated)), None)
+        applied = (_not_applicable(d, names) for d in node.decorator_list)
+        return next(filter(None, [*applied, *(_not_inert(e, names) for e in evaluated)]), None)
     if isinstance(node, ast.ClassDef):
-        evaluated = [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
-        reason = next(filter(None, (_not_inert(e, names) for e in evaluated)), None)
+        applied = [_not_applicable(e, names) for e in [*node.decorator_list, *(k.value for k in node.keywords)]]
+        reason = next(filter(None, [*applied, *(_not_inert(e, names) for e in node.bases)]), None)
         for statement in node.body:
             if reason:
                 break
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name in CLASS_CREATION_HOOKS:
-                reason = f"it defines {statement.name}, which Python runs while defining classes"
+            hooks = _bound_names(statement) & CLASS_CREATION_HOOKS
+            if hooks:
+                reason = f"it defines {min(hooks)}, which Python runs while defining classes"
             elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
                 continue  # a docstring
             elif isinstance(statement, ast.Pass):

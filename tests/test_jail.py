@@ -30,6 +30,7 @@ UNAVAILABLE = unavailable_reason()
 
 if UNAVAILABLE and not os.environ.get("AUTOGRADER_JAIL_REQUIRED"):  # CI sets it: there, a missing jail fails
     pytest.skip(f"no jail here: {UNAVAILABLE}", allow_module_level=True)
+pytestmark = pytest.mark.timeout(1800)  # the corpus is graded once, in the first test's set-up
 
 
 def _batch(folder: Path, out: Path, jobs: int = 2, **popen: object) -> subprocess.Popen:

@@ -53,6 +53,12 @@ ATTACKS = [
     Attack("forge_by_init_subclass", "F", r"__init_subclass__", extra=(
         "class Base:\n    def __init_subclass__(cls):\n        import autograder.core as c\n        c.CHECKS.clear()\n"
         "class Child(Base):\n    pass",)),
+    Attack("forge_by_notebook_decorator", "F", r"it calls `patch`, defined in the notebook", double=(
+        "def patch(f):\n    import autograder.core as c\n    c.run_probe = lambda k, o: c.ProbeOutcome(outputs={})\n"
+        "    return f\n@patch\ndef double(x):\n    return x")),
+    Attack("forge_by_metaclass", "F", r"it calls `Meta`, defined in the notebook", extra=(
+        "class Meta(type):\n    def __new__(meta, *args):\n        import autograder.core as c\n"
+        "        c.CHECKS.clear()\n        return super().__new__(meta, *args)\nclass Forger(metaclass=Meta):\n    pass",)),
     Attack("forge_by_exec_constant", "F", r"`x` not defined when grading: it uses `exec`", extra=(
         "x = exec('import autograder.core as c; c.run_probe = lambda k, o: None')",)),
     Attack("forge_by_self_import", "F", r"imports the notebook's own module", extra=(
