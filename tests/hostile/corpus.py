@@ -79,7 +79,7 @@ ATTACKS = [
         "if libc.ptrace(16, os.getppid(), 0, 0) != 0:\n    raise PermissionError(os.strerror(ctypes.get_errno()))")),
     Attack("monkeypatch_torch_at_top_level", "F", r"not implemented yet", extra=(
         "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True",)),
-    Attack("lying_tensor_subclass", "F", r"max abs error", double=_body(
+    Attack("lying_tensor_subclass", "F", r"max abs error|expected a plain dense tensor", double=_body(
         "import torch\nclass Liar(torch.Tensor):\n"
         "    @classmethod\n    def __torch_function__(cls, func, types, args=(), kwargs=None):\n        return True\n"
         "return torch.zeros_like(x).as_subclass(Liar)")),
@@ -118,17 +118,17 @@ ATTACKS = [
     Attack("thread_bomb", "R", r"can't start new thread|RuntimeError|did not finish|was killed", double=_body(
         "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()")),
     Attack("shm_memory_bomb", "R", r"No space left on device", double=_body(
-        "with open('/dev/shm/bomb', 'wb') as f:\n    for _ in range(512):\n        f.write(b'x' * 2**20)")),
-    Attack("shared_memory_bomb", "R", r"No space left on device|Bus error|SIGBUS|was killed|MemoryError", double=_body(
-        "from multiprocessing import shared_memory\ns = shared_memory.SharedMemory(create=True, size=2**30)\n"
-        "s.buf[:] = b'x' * len(s.buf)")),
+        "for i in range(16):\n    with open(f'/dev/shm/bomb{i}', 'wb') as f:\n        f.write(b'x' * (16 * 2**20))")),
+    Attack("shared_memory_bomb", "R", r"No space left on device|SIGBUS", double=_body(
+        "from multiprocessing import shared_memory\nfor _ in range(8):\n"
+        "    s = shared_memory.SharedMemory(create=True, size=32 * 2**20)\n    s.buf[:] = b'x' * len(s.buf)")),
     Attack("tmp_disk_bomb", "R", r"No space left on device", double=_body(
-        "with open('/tmp/bomb', 'wb') as f:\n    for _ in range(1024):\n        f.write(b'x' * 2**20)")),
-    Attack("children_share_the_memory_limit", "R", r"was killed \(SIGKILL\)|MemoryError", double=_body(
-        "import os, time\nchildren = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
-        "        block = b'x' * (400 * 2**20)\n        time.sleep(60)\n    children.append(pid)\n"
-        "block = b'x' * (400 * 2**20)\nfor pid in children:\n    os.kill(pid, 15)\n"
-        "    if os.waitpid(pid, 0)[1] == 9:\n        raise MemoryError('a child was killed: one limit for all')")),
+        "for i in range(32):\n    with open(f'/tmp/bomb{i}', 'wb') as f:\n        f.write(b'x' * (16 * 2**20))")),
+    Attack("children_share_the_memory_limit", "R", r"was killed \(SIGKILL\)|MemoryError|did not finish", double=_body(
+        "import os\nchildren = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        block = b'x' * (300 * 2**20)\n        os._exit(0)\n    children.append(pid)\n"
+        "if any(os.waitpid(pid, 0)[1] == 9 for pid in children):\n"
+        "    raise MemoryError('a child was killed: one memory limit for all')")),
     Attack("one_huge_allocation", "R", r"MemoryError|can't allocate memory", double=_body(
         "import torch\nreturn torch.ones(2**31)")),
     Attack("new_session_survivor", "R", r"not implemented yet", double=_body(
