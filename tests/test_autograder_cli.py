@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,20 @@ def test_grade_sandbox_command_keeps_the_verdict_out_of_the_notebooks_reach(tmp_
     report = json.loads((tmp_path / "g.json").read_text())
     assert (report["score"], report["max_score"]) == (1, 4)  # only triple is right
     assert "max abs error" in report["checks"][0]["message"]
+
+
+def test_without_bubblewrap_the_sandbox_says_so_and_runs_unisolated_only_when_asked(tmp_path):
+    notebook = demo(tmp_path)
+    no_bwrap = {**os.environ, "PATH": str(tmp_path)}  # sys.executable is absolute; bwrap is nowhere on this PATH
+    command = [sys.executable, "-m", "autograder", "grade", str(notebook), "--sandbox", *FAST]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env=no_bwrap)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "cannot jail the notebooks' code: bubblewrap (bwrap) is not installed: apt-get install bubblewrap "
+        "(or pass --unisolated for a plain process)"
+    ]
+    weaker = subprocess.run([*command, "--unisolated"], capture_output=True, text=True, timeout=120, env=no_bwrap)
+    assert weaker.returncode == 0 and "score: 4/4" in weaker.stdout
 
 
 def test_batch_grades_every_submission_whatever_the_others_do(tmp_path, capsys):
