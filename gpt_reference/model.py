@@ -126,9 +126,9 @@ class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with the heads computed together in one batched matmul.
 
     ``impl`` selects how the attention itself is computed: ``"sdpa"`` calls PyTorch's fused
-    ``F.scaled_dot_product_attention`` (flash attention on GPUs that support it); ``"manual"`` calls this module's
-    ``scaled_dot_product_attention`` with a ``causal_mask``, lesson 02's attention, for teaching and for checking the
-    fused kernel.
+    ``F.scaled_dot_product_attention`` (flash attention on GPUs that support it); ``"manual"`` calls the
+    ``scaled_dot_product_attention`` and ``causal_mask`` above, lesson 02's attention, for teaching and for checking
+    the fused kernel.
     """
 
     def __init__(self, config: GPTConfig, impl: str = "sdpa") -> None:
