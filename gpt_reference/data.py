@@ -21,8 +21,9 @@ The data sets (``DataConfig.dataset``):
   BPE in parallel and streamed to disk (see ``prepare_text_dir`` and docs/large_corpus.md).
 * ``adder`` — n-digit addition, generated on the fly (``gpt_reference.adder``).
 
-Every data set object has ``get_batch(split, batch_size, generator, device)``, ``vocab_size``, ``block_size``,
-``encode`` and ``decode``. Prepared files live in the cache (``cache_dir()/prepared/<name>``) and are reused as long as
+Every data set object has ``get_batch(split, batch_size, generator, device)`` (lesson 04's ``get_batch`` on the
+split's tokens), ``vocab_size``, ``block_size``, ``encode`` and ``decode``; ``batch_seed`` says which generator
+draws each batch of a run. Prepared files live in the cache (``cache_dir()/prepared/<name>``) and are reused as long as
 the source file and the tokenizer settings are the same.
 """
 
