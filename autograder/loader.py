@@ -235,6 +235,47 @@ def _run_cell(tree: ast.Module, number: int, namespace: dict, folder: Path, time
     return None
 
 
+def _module_name(path: Path) -> str:
+    return "notebook_" + re.sub(r"\W", "_", path.stem)
+
+
+def _cell_trees(
+    path: Path, module_name: str, definitions_only: bool
+) -> tuple[dict[int, ast.Module], list[tuple[int, str]]]:
+    """The syntax tree of each code cell that runs (by cell number), and (cell number, problem) for the others."""
+    trees, problems = {}, []
+    for number, cell in enumerate(read_cells(path), start=1):
+        if cell.get("cell_type") != "code" or is_skipped(cell):
+            continue
+        code = python_source(_source(cell))
+        if code is None or not code.strip():
+            continue
+        tree = _parse_cell(code, number)
+        if isinstance(tree, str):
+            problems.append((number, tree))
+        else:
+            trees[number] = tree
+    if definitions_only:
+        trees, left_out = definitions(trees, module_name)
+        problems += left_out
+    return trees, problems
+
+
+def preload_imports(path: str | os.PathLike, timeout: float | None = 10.0) -> None:
+    """Import, in this process, the libraries the notebook's definitions import (installed code, not the
+    notebook's), so that processes forked from this one find them loaded. Failures are for the loading to report."""
+    path = Path(path).resolve()
+    trees, _ = _cell_trees(path, _module_name(path), definitions_only=True)
+    for number, tree in trees.items():
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                try:
+                    with guarded(path.parent, timeout):
+                        exec(compile(ast.Module([node], []), f"<cell {number}>", "exec"), {})
+                except (Exception, TimeLimitExceeded):
+                    pass
+
+
 def load_notebook(
     path: str | os.PathLike,
     cell_timeout: float | None = 10.0,
@@ -249,27 +290,12 @@ def load_notebook(
     NotebookError only when the file cannot be read as a notebook; everything else is a problem in the result.
     """
     path = Path(path).resolve()
-    cells = read_cells(path)
     os.environ["MPLBACKEND"] = "Agg"  # a plt.show() in a kept cell must not open a window and wait for it
-    name = "notebook_" + re.sub(r"\W", "_", path.stem)
+    name = _module_name(path)
+    trees, problems = _cell_trees(path, name, definitions_only)
     module = types.ModuleType(name, f"the learner's definitions from {path.name}")
     sys.modules[name] = module  # dataclasses and typing look classes' modules up there
     loaded = LoadedNotebook(path, module, check_timeout)
-    trees, problems = {}, []  # problems: (cell number, problem), reported in the order of the cells
-    for number, cell in enumerate(cells, start=1):
-        if cell.get("cell_type") != "code" or is_skipped(cell):
-            continue
-        code = python_source(_source(cell))
-        if code is None or not code.strip():
-            continue
-        tree = _parse_cell(code, number)
-        if isinstance(tree, str):
-            problems.append((number, tree))
-        else:
-            trees[number] = tree
-    if definitions_only:
-        trees, left_out = definitions(trees, name)
-        problems += left_out
     for number, tree in trees.items():
         problem = _run_cell(tree, number, module.__dict__, path.parent, cell_timeout)
         if problem:

@@ -54,7 +54,7 @@ import torch
 
 from .core import Check, ProbeOutcome, checks_for, get_check
 from .jail import Jail, JailLimits, unavailable_reason
-from .loader import MESSAGE_CAP, load_notebook, read_cells
+from .loader import MESSAGE_CAP, load_notebook, preload_imports, read_cells
 
 OUTPUT_LIMIT_MB = 64  # the most one check's outputs may take, and the most the worker may write to one file
 HEADER_LIMIT = 64 * 2**10
@@ -521,6 +521,11 @@ def worker_main(argv: list[str] | None = None) -> None:
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no ptrace, no /proc/<pid>/fd or mem for the children
     channel = args.fd
     checks = [_without_answers(get_check(check_id)) for check_id in args.check_ids]
+    # loaded once here rather than in every child: what the notebook imports, and what torch imports on an
+    # optimizer's first step (over a second each)
+    import torch._dynamo  # noqa: F401
+
+    preload_imports(args.notebook, args.cell_timeout)
     children = _Children(args)
     loaded = children.run(None, args.load_deadline)
     data = loaded.pop("data")
