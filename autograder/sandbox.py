@@ -459,9 +459,14 @@ class _Children:
                 status = "too big"
                 break
         os.close(reader)
+        while status == "ok" and (wait := os.waitpid(pid, os.WNOHANG))[0] == 0:  # it closed the pipe: is it done?
+            if time.monotonic() > end:
+                status = "timeout"
+            time.sleep(0.005)
         if status != "ok":
             os.kill(pid, signal.SIGKILL)
-        _, wait_status = os.waitpid(pid, 0)
+            wait = os.waitpid(pid, 0)
+        wait_status = wait[1]
         if self.args.jailed:
             _kill_all_but_me()
         header: dict = {"status": status, "data": bytes(data)}

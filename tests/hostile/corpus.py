@@ -135,6 +135,9 @@ ATTACKS = [
         "import subprocess\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\nraise NotImplementedError()")),
     Attack("swallow_the_interrupt", "R", r"did not finish in", double=_body(
         "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except BaseException:\n        pass")),
+    Attack("close_the_pipe_and_hang", "R", r"did not finish in", double=_body(
+        "import os, signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nos.closerange(3, 1024)\n"
+        "while True:\n    time.sleep(1)")),
     Attack("stop_itself", "R", r"did not finish in", double=_body("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)")),
     Attack("hang_in_c_when_defined", "R", r"running the notebook's cells did not finish", extra=(
         "def slow(n=sum(range(10**12))):\n    pass",)),
