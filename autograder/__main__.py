@@ -28,15 +28,16 @@ PR_SET_PDEATHSIG = 1
 
 def _add_limits(command: argparse.ArgumentParser) -> None:
     command.add_argument("--timeout", type=float, default=Limits.timeout,
-                         help=f"seconds one notebook's grading may take in all, a safety net (default {Limits.timeout:g})")  # fmt: skip
+                         help="seconds one notebook's grading may take in all, a safety net "
+                              f"(default {Limits.timeout:g})")  # fmt: skip
     command.add_argument("--cell-timeout", type=float, default=Limits.cell_timeout,
                          help=f"seconds per notebook cell (default {Limits.cell_timeout:g})")  # fmt: skip
     command.add_argument("--check-timeout", type=float, default=Limits.check_timeout,
                          help=f"seconds per check's probe (default {Limits.check_timeout:g})")  # fmt: skip
     command.add_argument("--memory-gb", type=float, default=Limits.memory_gb,
-                         help=f"memory limit of a sandbox worker and all it starts (default {Limits.memory_gb:g})")  # fmt: skip
+                         help=f"memory of a worker and all it starts (default {Limits.memory_gb:g})")  # fmt: skip
     command.add_argument("--unisolated", action="store_true",
-                         help="where bubblewrap is missing: run the worker in a plain process (weaker: no jail)")  # fmt: skip
+                         help="where bubblewrap is missing: the worker in a plain process (no jail)")  # fmt: skip
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "batch" or args.sandbox:
         reason = None if args.unisolated else unavailable_reason()
         if reason:
-            print(f"cannot jail the notebooks' code: {reason} (or pass --unisolated for a plain process)", file=sys.stderr)
+            reason = f"cannot jail the notebooks' code: {reason} (or pass --unisolated for a plain process)"
+            print(reason, file=sys.stderr)
             return 1
     if args.command == "batch":
         rows = grade_folder(args.folder, args.out, limits, args.graders, args.jobs, isolated=not args.unisolated)

@@ -229,7 +229,8 @@ def _not_a_definition(node: ast.stmt, names: _Names) -> str | None:
     if isinstance(node, ast.Try):
         parts = node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body]
         types = [h.type for h in node.handlers]
-        return next(filter(None, [*(_not_inert(t, names) for t in types), *(_not_a_definition(s, names) for s in parts)]), None)
+        reasons = [*(_not_inert(t, names) for t in types), *(_not_a_definition(s, names) for s in parts)]
+        return next(filter(None, reasons), None)
     if isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
         return None
     return f"a{'n' if type(node).__name__[0] in 'AEIOU' else ''} {type(node).__name__} statement is not a definition"

@@ -291,7 +291,8 @@ def grade_folder(
         lesson = assignment if assignment in lessons else None
         report, status = _grade_in_subprocess(notebook, lesson, limits, graders, json_path, isolated)
         row = {"student": student, "assignment": assignment or (report or {}).get("lesson", ""),
-               "notebook": str(notebook.relative_to(folder)), "score": "", "max_score": "", "status": status}  # fmt: skip
+               "notebook": str(notebook.relative_to(folder)), "score": "", "max_score": "",
+               "status": status}  # fmt: skip
         check_ids = []
         if report is not None:
             row.update(score=_fmt(report["score"]), max_score=_fmt(report["max_score"]))

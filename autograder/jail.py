@@ -73,7 +73,7 @@ def _bwrap_namespaces() -> list[str]:
     return flags + ["--die-with-parent", "--new-session", "--hostname", "jail"]
 
 
-def _cgroup_of_this_process(controller: str) -> Path | None:
+def own_cgroup(controller: str) -> Path | None:
     """``/sys/fs/cgroup/<controller>/<this process's cgroup>`` on cgroup v1, or None."""
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
@@ -86,7 +86,7 @@ def _cgroup_of_this_process(controller: str) -> Path | None:
 def sweep_stale_cgroups() -> None:
     """Remove the cgroups of jails whose grader died before closing them (they are named after its pid)."""
     for controller in ("memory", "pids", "cpu"):
-        base = _cgroup_of_this_process(controller)
+        base = own_cgroup(controller)
         for folder in base.glob(CGROUP_PREFIX + "*") if base else ():
             owner = int(folder.name.split("-")[1])
             if not Path(f"/proc/{owner}").exists():
@@ -135,12 +135,13 @@ class Jail:
     def _make_cgroups(self) -> None:
         name = f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         settings = {
-            "memory": {"memory.limit_in_bytes": self.limits.memory_bytes, "memory.memsw.limit_in_bytes": self.limits.memory_bytes},
+            "memory": {"memory.limit_in_bytes": self.limits.memory_bytes,
+                       "memory.memsw.limit_in_bytes": self.limits.memory_bytes},
             "pids": {"pids.max": self.limits.processes},
             "cpu": {"cpu.cfs_period_us": 100_000, "cpu.cfs_quota_us": 100_000},
         }  # fmt: skip
         for controller, values in settings.items():
-            base = _cgroup_of_this_process(controller)
+            base = own_cgroup(controller)
             if base is None or not os.access(base, os.W_OK):
                 if controller == "cpu":
                     continue  # a nicety; memory and pids are the limits that matter
@@ -175,7 +176,8 @@ class Jail:
             made.add(path)
             bound.add(path)
         inside = f"{SUBMISSION_DIR}/{notebook.name}"
-        for folder, size in (("/tmp", limits.tmp_bytes), ("/dev/shm", limits.shm_bytes), (SUBMISSION_DIR, limits.tmp_bytes)):
+        writable = (("/tmp", limits.tmp_bytes), ("/dev/shm", limits.shm_bytes), (SUBMISSION_DIR, limits.tmp_bytes))
+        for folder, size in writable:
             args += ["--perms", "1777", "--size", str(size), "--tmpfs", folder]
         args += ["--ro-bind", str(notebook), inside, "--chdir", SUBMISSION_DIR]
         if os.geteuid() == 0:

@@ -106,7 +106,8 @@ def encode_outcome(outcome: ProbeOutcome) -> bytes:
     tensors, chunks = [], []
     for name, tensor in (outcome.outputs or {}).items():
         if str(tensor.dtype) not in DTYPES:
-            return _frame({"error": f"output {name!r} has dtype {tensor.dtype}, which the grader does not compare"}, b"")
+            error = f"output {name!r} has dtype {tensor.dtype}, which the grader does not compare"
+            return _frame({"error": error}, b"")
         data = tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
         tensors.append({"name": name, "dtype": str(tensor.dtype), "shape": list(tensor.shape), "size": len(data)})
         chunks.append(data)
@@ -277,7 +278,8 @@ class _Worker:
     def _death(self, exit_code: object, signum: object) -> str:
         if isinstance(signum, int) and signum > 0:
             if signum == signal.SIGKILL:
-                return f"the notebook's process was killed (SIGKILL) while {{doing}} — out of memory (limit {self.limits.memory_gb:g} GB)?"
+                limit = f"{self.limits.memory_gb:g} GB"
+                return f"the notebook's process was killed (SIGKILL) while {{doing}} — out of memory (limit {limit})?"
             if signum == signal.SIGXCPU:
                 return "the notebook's process used up its CPU time while {doing}"
             name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else f"signal {signum}"
@@ -409,7 +411,8 @@ def _set_limits(memory_gb: float, processes: int, rlimits_only: bool) -> None:
     (``MemoryError``); the cgroup bounds all processes together. Without cgroups: an address-space limit and a
     process count instead."""
     memory = int(memory_gb * 2**30)
-    limits = [(resource.RLIMIT_DATA, memory), (resource.RLIMIT_FSIZE, OUTPUT_LIMIT_MB * 2**20), (resource.RLIMIT_CORE, 0)]
+    limits = [(resource.RLIMIT_DATA, memory), (resource.RLIMIT_FSIZE, OUTPUT_LIMIT_MB * 2**20)]
+    limits.append((resource.RLIMIT_CORE, 0))  # a crash leaves no core file
     if rlimits_only:
         limits += [(resource.RLIMIT_AS, memory + 2**30), (resource.RLIMIT_NPROC, processes)]
     for which, value in limits:

@@ -22,7 +22,9 @@ import pytest
 from hostile.corpus import ATTACKS, HONEST, build
 from notebooks.build import DEMO_GRADERS, code, use_demo_checks
 
-from autograder.jail import CGROUP_PREFIX, UNPRIVILEGED_ID, Jail, JailLimits, _cgroup_of_this_process, unavailable_reason
+from autograder.jail import (
+    CGROUP_PREFIX, UNPRIVILEGED_ID, Jail, JailLimits, own_cgroup, unavailable_reason,
+)  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = ["--cell-timeout=2", "--check-timeout=3", "--memory-gb=1", f"--graders={DEMO_GRADERS}"]
@@ -56,7 +58,7 @@ def _jailed_processes() -> list[int]:
 
 
 def _our_cgroups() -> list[Path]:
-    bases = [_cgroup_of_this_process(c) for c in ("memory", "pids", "cpu")]
+    bases = [own_cgroup(c) for c in ("memory", "pids", "cpu")]
     return [folder for base in bases if base for folder in base.glob(CGROUP_PREFIX + "*")]
 
 
