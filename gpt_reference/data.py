@@ -523,6 +523,17 @@ class TokenBins:
         return batch_to_device(x, y, device)
 
 
+def get_batch(
+    data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random windows of the 1-D token tensor ``data`` (lesson 04): inputs x and next-token targets y,
+    both (batch_size, block_size), the starts drawn with one ``torch.randint`` call on ``generator``."""
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[s : s + block_size] for s in starts])
+    y = torch.stack([data[s + 1 : s + 1 + block_size] for s in starts])
+    return x.to(device), y.to(device)
+
+
 # -----------------------------------------------------------------------------------------------------------------
 # Entry points for the command line and the trainer
 

@@ -50,3 +50,24 @@ def sample_next(
     logits = filter_logits(logits.float() / temperature, top_k, top_p)
     probs = F.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+@torch.no_grad()
+def generate_text(
+    model: torch.nn.Module,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> str:
+    """``prompt`` continued by ``max_new_tokens`` tokens of ``model`` (lesson 06): the prompt's ids from
+    ``tokenizer.encode``, ``generate_cached``, and the whole sequence decoded at once (a token can hold part of a
+    character, so decoding token by token could break one). Switching dropout off (``model.eval()``) is the
+    caller's job."""
+    device = next(model.parameters()).device
+    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    out = generate_cached(model, idx, max_new_tokens, temperature, top_k, top_p, generator)
+    return tokenizer.decode(out[0].tolist())

@@ -781,3 +781,48 @@ class Trainer:
         fig.savefig(tmp, format="png")
         os.replace(tmp, self.out_dir / PLOT_NAME)
 
+
+
+# ---- the loop as free functions ---------------------------------------------------------------------------------
+
+
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batches: list[tuple[torch.Tensor, torch.Tensor]],
+    grad_clip: float = 1.0,
+) -> float:
+    """One optimizer step over the micro-batches ``batches`` (gradient accumulation); returns their mean loss."""
+    total = 0.0
+    for x, y in batches:
+        _, loss = model(x, y)
+        (loss / len(batches)).backward()  # the gradients add up to those of the mean loss
+        total += loss.item() / len(batches)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+def train(
+    model: nn.Module, optimizer: torch.optim.Optimizer, train_data: torch.Tensor, config: TrainConfig,
+    start: int = 0, stop: int | None = None,
+) -> list[float]:
+    """Optimizer steps ``start .. stop - 1`` (``stop``: ``config.max_iters``) of a run on the 1-D token tensor
+    ``train_data``, exactly as ``Trainer`` takes them in one process: step ``s`` sets every group's learning rate to
+    ``lr_at(s, config)``, draws micro-batch ``g`` with ``torch.Generator().manual_seed(batch_seed(config.seed,
+    "train", s, g))`` and ``get_batch``, and calls ``train_step`` on the ``config.grad_accum_steps`` micro-batches.
+    Returns each step's mean loss (lesson 06: your parts, the Trainer's trajectory)."""
+    from .data import get_batch  # here: data imports the tokenizers, which a trainer does not otherwise need
+
+    device = next(model.parameters()).device
+    block_size = unwrap_model(model).config.block_size
+    losses = []
+    for step in range(start, config.max_iters if stop is None else stop):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        batches = [
+            get_batch(train_data, block_size, config.batch_size, _generator(config.seed, "train", step, micro), device)
+            for micro in range(config.grad_accum_steps)
+        ]
+        losses.append(train_step(model, optimizer, batches, config.grad_clip))
+    return losses
