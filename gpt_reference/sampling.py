@@ -12,7 +12,8 @@ Lesson 05 builds these functions under these names. Sampling is one pipeline, ap
 
 ``generate`` repeats it, running the model on the whole (cropped) context at every step. ``generate_cached`` gives
 the same tokens with a ``KVCache`` per layer: the prompt once, then only the newest token per step
-(``forward_cached``), until the window is full and the caches are rebuilt.
+(``forward_cached``), until the window is full and the caches are rebuilt. ``generate_text`` goes from a prompt's text
+to text: a tokenizer around ``generate_cached``.
 """
 
 from __future__ import annotations

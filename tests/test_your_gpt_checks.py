@@ -27,10 +27,9 @@ from gpt_reference.config import GPTConfig, TrainConfig
 from gpt_reference.data import get_batch
 from gpt_reference.model import GPT as ReferenceGPT
 from gpt_reference.model import KVCache
-from gpt_reference.optim import get_lr
 from gpt_reference.sampling import generate, generate_cached, generate_text
 from gpt_reference.tokenizer import BPETokenizer as ReferenceTokenizer
-from gpt_reference.trainer import Trainer, batch_seed, configure_optimizer, train, train_step
+from gpt_reference.trainer import Trainer, batch_seed, configure_optimizer, get_lr, train, train_step
 
 CHECKS = checks_for("06_your_gpt")
 solution, test_solution_notebook_awards_every_check = solution_notebook_tests("06_your_gpt", CHECKS)
