@@ -67,7 +67,7 @@ ANSWER_KEY: dict[str, dict[str, str]] = {
     "06_your_gpt": {
         "BPETokenizer": "gpt_reference.tokenizer.BPETokenizer",
         "GPT": "gpt_reference.model.GPT",
-        "train": "gpt_reference.trainer.train",
+        "train": "gpt_reference.loop.train",
         "generate_text": "gpt_reference.sampling.generate_text",
     },
 }

@@ -4,7 +4,7 @@ makes it, other wrong answers fail with a message that helps, and checks leave t
 The mutants are written the way a learner wires the earlier lessons' parts, independently of the variants in
 ``autograder/checks/your_gpt.py``: the tokenizers on lesson 01's functions (the solution notebook's), the models as
 subclasses of lesson 03's GPT (the reference's), the loops and writers on lesson 04's and 05's functions (the
-reference's). The last section checks the answer key's promises: ``gpt_reference.trainer.train`` is the ``Trainer``'s
+reference's). The last section checks the answer key's promises: ``gpt_reference.loop.train`` is the ``Trainer``'s
 trajectory, and ``generate_text`` writes the tokens of uncached generation.
 """
 
@@ -24,12 +24,14 @@ from autograder import checks_for, get_check, run_check
 from autograder.checks import your_gpt
 from autograder.loader import load_notebook
 from gpt_reference.config import GPTConfig, TrainConfig
-from gpt_reference.data import get_batch
+from gpt_reference.data import batch_seed, get_batch
+from gpt_reference.loop import train
 from gpt_reference.model import GPT as ReferenceGPT
 from gpt_reference.model import KVCache
+from gpt_reference.optim import configure_optimizer, get_lr
 from gpt_reference.sampling import generate, generate_cached, generate_text
 from gpt_reference.tokenizer import BPETokenizer as ReferenceTokenizer
-from gpt_reference.trainer import Trainer, batch_seed, configure_optimizer, get_lr, train, train_step
+from gpt_reference.trainer import Trainer, train_step
 
 CHECKS = checks_for("06_your_gpt")
 solution, test_solution_notebook_awards_every_check = solution_notebook_tests("06_your_gpt", CHECKS)
@@ -396,8 +398,7 @@ def test_reference_train_follows_the_trainer():
         trainer.add_callback("on_batch_end", lambda t: trainer_losses.append(t.last_loss))
         trainer.fit()
     plain = model()
-    optimizer = configure_optimizer(plain, config.weight_decay, config.learning_rate, (config.beta1, config.beta2),
-                                    "cpu")
+    optimizer = configure_optimizer(plain, config.weight_decay, config.learning_rate, (config.beta1, config.beta2))
     losses = train(plain, optimizer, data, config, 0, 9) + train(plain, optimizer, data, config, 9)
     assert len(losses) == 20
     assert max(abs(a - b) for a, b in zip(losses, trainer_losses)) < 1e-5

@@ -5,8 +5,8 @@ a text generator, each compared with the ``gpt_reference`` object of the same na
   to the reference's ids (special tokens included) and round-trips its corpus and text with multi-byte characters;
 * ``your_gpt.gpt``: ``GPT`` (lesson 03's model, with lesson 05's caches inside ``forward``) loaded with the reference's
   weights gives the reference's logits and loss, and its cached logits equal the uncached ones;
-* ``your_gpt.train``: ``train`` (lesson 04's parts in a loop) follows ``gpt_reference.trainer.Trainer``'s loss
-  trajectory step by step, for the same seed and config, at the learning rate of every step;
+* ``your_gpt.train``: ``train`` (lesson 04's parts in a loop) follows ``gpt_reference.loop.train``, which is
+  ``Trainer``'s loss trajectory, step by step, for the same seed and config, at the learning rate of every step;
 * ``your_gpt.generate_text``: ``generate_text`` (a tokenizer around lesson 05's ``generate_cached``) writes the text
   the reference writes, uncached generation's tokens, and uses the cache.
 
@@ -31,12 +31,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from gpt_reference.config import GPTConfig, TrainConfig
+from gpt_reference.data import batch_seed, get_batch
+from gpt_reference.loop import train
 from gpt_reference.model import GPT as ReferenceGPT
 from gpt_reference.model import KVCache
+from gpt_reference.optim import configure_optimizer, get_lr
 from gpt_reference.sampling import generate, generate_cached, generate_text
 from gpt_reference.tokenizer import BPETokenizer, train_bpe
-from gpt_reference.trainer import batch_seed, configure_optimizer, lr_at, train, train_step
-from gpt_reference.data import get_batch
+from gpt_reference.trainer import train_step
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
 from ..probes import build_module, flag, load_reference_weights, register_pair
@@ -297,7 +299,9 @@ def _train_flawed(flaw: str):
         steps = range(stop - start) if flaw == "start ignored" else range(start, stop)
         for step in steps:
             if flaw != "learning rate never set":
-                lr = lr_at(step + 1 if flaw == "steps counted from 1" else step, config)
+                lr_step = step + 1 if flaw == "steps counted from 1" else step
+                lr = config.learning_rate if not config.decay_lr else get_lr(
+                    lr_step, config.warmup_iters, config.lr_decay_iters, config.learning_rate, config.min_lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             batches = []
@@ -339,8 +343,7 @@ def _train(fn, seed: int, config: TrainConfig, chunks: list[tuple[int, int | Non
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ReferenceGPT(GPTConfig(block_size=8, vocab_size=11, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
-    optimizer = configure_optimizer(model, config.weight_decay, config.learning_rate, (config.beta1, config.beta2),
-                                    "cpu")
+    optimizer = configure_optimizer(model, config.weight_decay, config.learning_rate, (config.beta1, config.beta2))
     lrs: list[float] = []
     optimizer.register_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
     # counting mod 11 with a random jump now and then: learnable, so the losses move
