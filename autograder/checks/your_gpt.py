@@ -37,7 +37,7 @@ from gpt_reference.model import GPT as ReferenceGPT
 from gpt_reference.model import KVCache
 from gpt_reference.optim import configure_optimizer, get_lr
 from gpt_reference.sampling import generate, generate_cached, generate_text
-from gpt_reference.tokenizer import BPETokenizer, train_bpe
+from gpt_reference.tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer, train_bpe
 from gpt_reference.trainer import train_step
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
@@ -106,12 +106,9 @@ class _FlawedTokenizer(BPETokenizer):
     @classmethod
     def train(cls, text, vocab_size, special_tokens=(ENDOFTEXT,), pattern=None):
         special_tokens = list(special_tokens)
-        if cls.flaw == "special tokens counted in the merges":
-            merges = train_bpe(text, vocab_size, special_tokens=special_tokens)
-        elif cls.flaw == "trained without chunks":
-            merges = train_bpe(text, vocab_size - len(special_tokens), pattern=None, special_tokens=special_tokens)
-        else:
-            merges = train_bpe(text, vocab_size - len(special_tokens), special_tokens=special_tokens)
+        size = vocab_size if cls.flaw == "special tokens counted in the merges" else vocab_size - len(special_tokens)
+        chunks = None if cls.flaw == "trained without chunks" else GPT2_SPLIT_PATTERN
+        merges = train_bpe(text, size, chunks, special_tokens=special_tokens)
         return cls(merges, {s: 256 + len(merges) + i for i, s in enumerate(special_tokens)})
 
     def encode(self, text, allowed_special=frozenset()):
@@ -393,7 +390,7 @@ def _generate_text_flawed(flaw: str):
     def generate_text_flawed(model, tokenizer, prompt, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                              generator=None):
         idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long)
-        settings = dict(generator=generator) if flaw == "sampling settings not passed on" else dict(
+        settings = {} if flaw == "sampling settings not passed on" else dict(
             temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
         loop = generate if flaw == "generate instead of generate_cached" else generate_cached
         ids = loop(model, idx, max_new_tokens, **settings)[0].tolist()
@@ -444,6 +441,7 @@ def _write(fn, vocab_size: int, block_size: int, seed: int, prompt: str, new: in
     tokenizer = _probe_tokenizer_for(vocab_size)
     model, positions = _writer(tokenizer.vocab_size, block_size, seed)
     with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # a loop that draws without the generator draws the same every time
         text = fn(model, tokenizer, prompt, new, **settings)
     return {f"text{suffix}": _text(text, "generate_text(...)"),
             f"positions_embedded{suffix}": torch.tensor(sum(positions))}
