@@ -38,7 +38,7 @@ solution, test_solution_notebook_awards_every_check = solution_notebook_tests("0
 LESSON_01 = load_notebook(Path(__file__).parents[1] / "solutions" / "01_tokenization" / "01_tokenization.ipynb").module
 
 
-# ---- tokenizers, on lesson 01's functions -----------------------------------------------------------------------------
+# ---- tokenizers, on lesson 01's functions ----------------------------------------------------------------------------
 
 
 def tokenizer_class(train_merges="chunked", count_specials=True, decode_joined=True, specials_allowed=True):
@@ -97,7 +97,9 @@ class CachingTokenizer:
         for s in self.special_tokens:
             if s in text and s not in allowed_special:
                 raise ValueError(f"special token {s} not allowed")
-        parts = regex.split("(" + "|".join(map(regex.escape, allowed_special)) + ")", text) if allowed_special else [text]
+        parts = [text]
+        if allowed_special:
+            parts = regex.split("(" + "|".join(map(regex.escape, allowed_special)) + ")", text)
         ids = []
         for k, part in enumerate(parts):
             if k % 2:
@@ -113,7 +115,7 @@ class CachingTokenizer:
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
-# ---- models: lesson 03's GPT with caches and a loss ----------------------------------------------------------------------
+# ---- models: lesson 03's GPT with caches and a loss ------------------------------------------------------------------
 
 
 def gpt_class(positions_from_past=True, shifted_mask=True, use_caches=True, shift_targets=False):
@@ -163,7 +165,7 @@ class CachesAlwaysGPT(ReferenceGPT):
         return logits, loss
 
 
-# ---- loops, on lesson 04's parts ---------------------------------------------------------------------------------------
+# ---- loops, on lesson 04's parts -------------------------------------------------------------------------------------
 
 
 def train_loop(set_lr=True, lr_offset=0, per_step_generators=True, micro_index=True, one_step=True,
@@ -217,7 +219,7 @@ def train_while(model, optimizer, train_data, config, start=0, stop=None):
     return losses
 
 
-# ---- writers, on lesson 05's generate_cached -----------------------------------------------------------------------------
+# ---- writers, on lesson 05's generate_cached -------------------------------------------------------------------------
 
 
 def writer(cached=True, whole_text=True, joined=True, settings=True):
@@ -261,7 +263,7 @@ def test_correct_alternatives_pass(check_id):
         assert result.passed, result.message
 
 
-# ---- mutants, one per catalogued mistake ---------------------------------------------------------------------------
+# ---- mutants, one per catalogued mistake -----------------------------------------------------------------------------
 
 
 MUTANTS = {
@@ -300,7 +302,7 @@ MUTANTS = {
 ) = mistake_catalogue_tests(CHECKS, MUTANTS)
 
 
-# ---- other wrong answers -------------------------------------------------------------------------------------------
+# ---- other wrong answers ---------------------------------------------------------------------------------------------
 
 
 def not_implemented(*args, **kwargs):
@@ -375,7 +377,7 @@ def test_the_solution_writes_with_the_reference_tokenizer_and_its_own_model(solu
     assert text == tokenizer.decode(generate(model, idx, 20, temperature=0.0)[0].tolist())
 
 
-# ---- the answer key's promises ------------------------------------------------------------------------------------------
+# ---- the answer key's promises ---------------------------------------------------------------------------------------
 
 
 def test_reference_train_follows_the_trainer():

@@ -67,7 +67,7 @@ def _text(value: Any, what: str) -> torch.Tensor:
     return torch.tensor([ord(c) for c in value], dtype=torch.int64)
 
 
-# ---- 1 · the tokenizer ------------------------------------------------------------------------------------------------
+# ---- 1 · the tokenizer -----------------------------------------------------------------------------------------------
 
 # The opening of tiny Shakespeare (public domain), and text the probes encode but never train on.
 CORPUS = """First Citizen:
@@ -171,7 +171,7 @@ _pair("tokenizer", "BPETokenizer", BPETokenizer, (_probe_tokenizer, _probe_token
       {"unicode_round_trip": "decode(encode(text)) must give text back, é and 🙂 included"}, tolerance=EXACT)
 
 
-# ---- 2 · the model -------------------------------------------------------------------------------------------------
+# ---- 2 · the model ---------------------------------------------------------------------------------------------------
 
 
 class _FlawedGPT(ReferenceGPT):
@@ -284,7 +284,7 @@ _pair("gpt", "GPT", ReferenceGPT, (_probe_gpt, _probe_gpt_hidden), (2, 1),
       tolerance=MODEL_TOLERANCE)
 
 
-# ---- 3 · the training loop ------------------------------------------------------------------------------------------
+# ---- 3 · the training loop -------------------------------------------------------------------------------------------
 
 
 def _train_flawed(flaw: str):
@@ -357,7 +357,8 @@ def _train(fn, seed: int, config: TrainConfig, chunks: list[tuple[int, int | Non
             losses += [float(loss) for loss in chunk]
         except (TypeError, ValueError):
             raise ProbeError("train's list holds something other than numbers; expected each step's loss") from None
-    return {f"losses{suffix}": torch.tensor(losses, dtype=torch.float64), f"learning_rates{suffix}": torch.tensor(lrs, dtype=torch.float64),
+    return {f"losses{suffix}": torch.tensor(losses, dtype=torch.float64),
+            f"learning_rates{suffix}": torch.tensor(lrs, dtype=torch.float64),
             f"optimizer_steps{suffix}": torch.tensor(len(lrs))}
 
 
