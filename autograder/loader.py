@@ -36,7 +36,7 @@ from pathlib import Path
 from .core import Check, ProbeOutcome, run_probe
 
 SKIPPED_TAGS = {"demo", "check"}
-GRADING_ENV = "AUTOGRADER_GRADING"  # "1" while a grader runs a notebook's cells: `yours(...)` then gives the reference's
+GRADING_ENV = "AUTOGRADER_GRADING"  # "1" while a grader runs a notebook's cells: `yours(...)` gives the reference's
 CELL_MAGICS_WITH_PYTHON_BODY = {"time", "capture"}  # %%time / %%capture run their body in the namespace
 MESSAGE_CAP = 300  # characters of a learner's exception message kept in a problem
 

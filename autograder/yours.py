@@ -50,24 +50,28 @@ class Carried:
     ``carried.GPT`` is the object; ``whose["GPT"]`` is ``"yours"`` or ``"the reference's"``; ``status["GPT"]`` says
     why, in a few words: ``"passes its 4 checks"``, ``"yours fails gpt_block.init"``, ``"yours is not implemented
     yet"``, ``"03_gpt_block not found"``. ``lines()`` gives one ``"GPT: yours — passes its 4 checks"`` per object.
+    ``mine`` holds the learner's objects; the reference's are imported from the answer key when first asked for.
     """
 
     lesson: str
-    objects: dict[str, Any]
     whose: dict[str, str]
     status: dict[str, str]
+    mine: dict[str, Any]
 
     def __getattr__(self, name: str) -> Any:
-        objects = vars(self).get("objects", {})  # vars(): no recursion before __init__ has set the field
-        if name in objects:
-            return objects[name]
-        raise AttributeError(f"lesson {self.lesson} grades no object named {name!r}; it grades {', '.join(objects)}")
+        fields = vars(self)  # not self.whose: no recursion before __init__ has set the fields
+        if name in fields.get("mine", {}):
+            return fields["mine"][name]
+        if name in fields.get("whose", {}):
+            return resolve(ANSWER_KEY[self.lesson][name])
+        names = ", ".join(fields.get("whose", {}))
+        raise AttributeError(f"lesson {fields.get('lesson')} grades no object named {name!r}; it grades {names}")
 
     def __dir__(self) -> list[str]:
-        return [*super().__dir__(), *self.objects]
+        return [*super().__dir__(), *self.whose]
 
     def lines(self) -> list[str]:
-        return [f"{name}: {self.whose[name]} — {self.status[name]}" for name in self.objects]
+        return [f"{name}: {whose} — {self.status[name]}" for name, whose in self.whose.items()]
 
 
 def grading() -> bool:
@@ -112,9 +116,7 @@ def _modification_times(course: Path, lesson: str) -> tuple[int | None, ...]:
 
 
 def _all_reference(lesson: str, reason: str) -> Carried:
-    names = ANSWER_KEY[lesson]
-    return Carried(lesson, {name: resolve(names[name]) for name in names}, dict.fromkeys(names, REFERENCE),
-                   dict.fromkeys(names, reason))  # fmt: skip
+    return Carried(lesson, dict.fromkeys(ANSWER_KEY[lesson], REFERENCE), dict.fromkeys(ANSWER_KEY[lesson], reason), {})
 
 
 def _carry(lesson: str, notebook: Path) -> Carried:
@@ -125,16 +127,16 @@ def _carry(lesson: str, notebook: Path) -> Carried:
     except NotebookError:
         return _all_reference(lesson, f"{lesson} could not be read as a notebook")
     checks = checks_for(lesson)
-    objects, whose, status = {}, {}, {}
-    for name, dotted in ANSWER_KEY[lesson].items():
+    whose, status, mine = {}, {}, {}
+    for name in ANSWER_KEY[lesson]:
         its_checks = [check for check in checks if check.target == name]
         failure = _first_failure(loaded, name, its_checks)
         if failure is None:
-            objects[name], whose[name], status[name] = loaded.module.__dict__[name], YOURS, \
-                f"passes its {len(its_checks)} checks"  # fmt: skip
+            whose[name], status[name] = YOURS, f"passes its {len(its_checks)} checks"
+            mine[name] = loaded.module.__dict__[name]
         else:
-            objects[name], whose[name], status[name] = resolve(dotted), REFERENCE, failure
-    return Carried(lesson, objects, whose, status)
+            whose[name], status[name] = REFERENCE, failure
+    return Carried(lesson, whose, status, mine)
 
 
 def _first_failure(loaded: LoadedNotebook, name: str, checks: list[Check]) -> str | None:
@@ -152,9 +154,9 @@ def _first_failure(loaded: LoadedNotebook, name: str, checks: list[Check]) -> st
 
 def _print_summary(carried: Carried) -> None:
     """One line for the objects that are yours, one for each that is the reference's."""
-    mine = [name for name, whose in carried.whose.items() if whose == YOURS]
-    if mine:
-        print(f"{carried.lesson}: using yours for {len(mine)} of {len(carried.objects)} objects (they pass their checks)")
+    if carried.mine:
+        count = f"{len(carried.mine)} of {len(carried.whose)}"
+        print(f"{carried.lesson}: using yours for {count} objects (they pass their checks)")
     for name, whose in carried.whose.items():
         if whose == REFERENCE:
             print(f"{name}: {REFERENCE} — {carried.status[name]}")

@@ -106,7 +106,7 @@ def test_the_learners_object_is_used_when_it_passes_its_checks(tmp_path: Path, c
 )
 def test_the_reference_stands_in_with_a_note_when_yours_does_not_pass(tmp_path: Path, capsys, answer, why) -> None:
     carried = yours(TOY, course=toy_course(tmp_path, answer))
-    assert carried.negate is torch.neg
+    assert carried.negate is torch.neg and carried.mine == {}
     assert carried.whose == {"negate": "the reference's"}
     assert carried.status == {"negate": why}
     assert capsys.readouterr().out == f"negate: the reference's — {why}\n"
