@@ -49,7 +49,6 @@ from .adder import AdditionTask
 from .config import DataConfig
 from .hardware import batch_to_device
 from .tokenizer import ENDOFTEXT, BPETokenizer, CharTokenizer
-from .tokenizer import load_tokenizer as load_char_or_bpe_tokenizer
 
 TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -182,14 +181,19 @@ def _check_tokenizer(dataset: str, requested: str, allowed: tuple[str, ...]) -> 
 
 
 def load_tokenizer(path: str | Path | None) -> CharTokenizer | BPETokenizer | tiktoken.Encoding:
-    """The tokenizer saved in a ``tokenizer.json``: one of ours (char or BPE) or a reference to GPT-2's, which is
-    loaded through tiktoken. ``None`` gives GPT-2's tokenizer (for OpenAI's GPT-2 weights)."""
+    """The tokenizer saved in a ``tokenizer.json``: one of ours (``CharTokenizer.save``, ``BPETokenizer.save``) or a
+    reference to GPT-2's, which is loaded through tiktoken. ``None`` gives GPT-2's tokenizer (for OpenAI's GPT-2
+    weights)."""
     if path is None:
         return _gpt2_encoding()
     saved = json.loads(Path(path).read_text(encoding="utf-8"))
     if saved == GPT2_TOKENIZER_JSON:
         return _gpt2_encoding()
-    return load_char_or_bpe_tokenizer(path)
+    tokenizer_classes = {"char": CharTokenizer, "bpe": BPETokenizer}
+    if saved.get("type") not in tokenizer_classes:
+        raise ValueError(f'{path} is not a saved tokenizer: its "type" is {saved.get("type")!r}, expected "char", '
+                         f'"bpe" or GPT-2\'s {GPT2_TOKENIZER_JSON}')
+    return tokenizer_classes[saved["type"]].load(path)
 
 
 def save_tokenizer(dataset: AdditionTask | TokenBins, path: str | Path) -> None:
@@ -277,7 +281,7 @@ def prepare_text_file(name: str, source: Path, tokenizer_kind: str, bpe_vocab_si
         _write_atomically(folder / "tokenizer.json", json.dumps(GPT2_TOKENIZER_JSON).encode("utf-8"))
     else:
         if tokenizer_kind == "char":
-            tokenizer = CharTokenizer.from_text(text)
+            tokenizer = CharTokenizer(text)
             encode = tokenizer.encode
         else:
             print(f"training a BPE tokenizer with {bpe_vocab_size:,} tokens on {len(texts['train']):,} characters")

@@ -25,10 +25,14 @@ Special tokens such as ``<|endoftext|>`` (which separates documents) get ids of 
 never produced from ordinary text by accident: ``encode`` refuses text that contains one unless you allow it, with
 the same rules as OpenAI's ``tiktoken`` library.
 
-This module is written to be read, and it is the reference your own functions are checked against. It is plain
-Python, so encoding is slow; ``BPETokenizer.to_tiktoken()`` gives the same tokenizer as a ``tiktoken.Encoding``, which
-encodes the same text to the same ids, much faster. ``BPETokenizer.from_tiktoken("gpt2")`` goes the other way and
-loads GPT-2's own tokenizer.
+The free functions are lesson 01's exercises, under the lesson's names and signatures, and the reference your own
+functions are checked against: ``get_pair_counts``, ``merge``, ``train_bpe`` (the whole text as one sequence of bytes,
+unless given a ``pattern``), ``build_vocab``, ``encode``, ``decode``, ``split_chunks``, ``train_bpe_chunked``,
+``encode_chunked`` and ``encode_with_special`` (GPT-2's pre-tokenization and special tokens). ``BPETokenizer`` is
+built from them and adds what a tokenizer used for real needs: GPT-2's numbering of the bytes, a cache of encoded
+chunks, saving and loading. It is plain Python, so encoding is slow; ``BPETokenizer.to_tiktoken()`` gives the same
+tokenizer as a ``tiktoken.Encoding``, which encodes the same text to the same ids, much faster.
+``BPETokenizer.from_tiktoken("gpt2")`` goes the other way and loads GPT-2's own tokenizer.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import heapq
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import regex
@@ -52,46 +56,41 @@ import tiktoken
 GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 ENDOFTEXT = "<|endoftext|>"
 
+Merges = dict[tuple[int, int], int]  # {(left id, right id): new id}, in the order the merges were learned
+
 
 # -----------------------------------------------------------------------------------------------------------------
 # Character-level tokenizer
 
 
 class CharTokenizer:
-    """One token per character, for the characters of a training text.
+    """One token per character of a training text.
 
     The vocabulary is the sorted list of distinct characters, so id ``i`` is the ``i``-th character in Unicode order:
     for tiny shakespeare, id 0 is ``"\\n"`` and id 1 is ``" "``. Sorting makes the ids independent of the order in
     which characters first appear in the text.
     """
 
-    def __init__(self, chars: Iterable[str]):
-        chars = sorted(set(chars))
-        not_single = [c for c in chars if len(c) != 1]
-        if not_single:
-            raise ValueError(f"CharTokenizer needs single characters, got {not_single!r}")
-        self.chars: list[str] = chars
-        self.stoi: dict[str, int] = {c: i for i, c in enumerate(chars)}
-        self.itos: dict[int, str] = dict(enumerate(chars))
+    def __init__(self, text: str):
+        self.chars: list[str] = sorted(set(text))
+        self.vocab_size: int = len(self.chars)
+        self.stoi: dict[str, int] = {c: i for i, c in enumerate(self.chars)}  # string to id
+        self.itos: dict[int, str] = dict(enumerate(self.chars))  # id to string
 
     @classmethod
     def from_text(cls, text: str) -> CharTokenizer:
-        """The tokenizer whose vocabulary is every distinct character of ``text``."""
-        return cls(set(text))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.chars)
+        """``CharTokenizer(text)``; lesson 02's demo still calls it by this name."""
+        return cls(text)
 
     def encode(self, text: str) -> list[int]:
-        try:
-            return [self.stoi[c] for c in text]
-        except KeyError:
-            unknown = sorted(set(text) - self.stoi.keys())
+        """The ids of ``text``'s characters; a ValueError naming any character that is not in the vocabulary."""
+        unknown = sorted(set(text) - self.stoi.keys())
+        if unknown:
             raise ValueError(
                 f"characters not in the vocabulary: {', '.join(map(repr, unknown))}. A CharTokenizer can only encode "
                 f"the {self.vocab_size} characters of the text its vocabulary was built from (the training text)."
-            ) from None
+            )
+        return [self.stoi[c] for c in text]
 
     def decode(self, ids: Iterable[int]) -> str:
         try:
@@ -107,11 +106,11 @@ class CharTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
         data = _read_tokenizer_json(path, expected_type="char")
-        return cls(data["chars"])
+        return cls("".join(data["chars"]))
 
 
 # -----------------------------------------------------------------------------------------------------------------
-# BPE building blocks. Ids are ints; a pair is a tuple of two ids.
+# Byte-level BPE, one function per step of lesson 01. Ids are ints; a pair is a tuple of two ids.
 
 
 def get_pair_counts(ids: list[int], counts: dict[tuple[int, int], int] | None = None) -> dict[tuple[int, int], int]:
@@ -138,7 +137,7 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
             merged.append(new_id)
-            i += 2
+            i += 2  # both ids are used up
         else:
             merged.append(ids[i])
             i += 1
@@ -148,18 +147,19 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
 def train_bpe(
     text: str,
     vocab_size: int,
-    pattern: str | None = GPT2_SPLIT_PATTERN,
+    pattern: str | None = None,
     *,
     special_tokens: Iterable[str] = (),
-) -> dict[tuple[int, int], int]:
+) -> Merges:
     """Learn ``vocab_size - 256`` byte-level BPE merges from ``text``.
 
     Returns the merges as a dict ``{(left id, right id): new id}`` in the order they were learned; the first merge
     creates id 256, the next 257, and so on. The rules:
 
-    * ``text`` is cut into chunks by the regular expression ``pattern`` (``None``: the whole text is a single chunk)
-      and each chunk is turned into its UTF-8 bytes, ids 0..255. Pairs are counted within chunks only, so no merge
-      ever spans two chunks. Any ``special_tokens`` strings are cut out of the text first and take no part.
+    * ``text`` is cut into chunks by ``split_chunks(text, pattern)``: with no ``pattern`` (the default, as in
+      lesson 01's ``train_bpe``) the whole text is one chunk; ``train_bpe_chunked`` uses GPT-2's pattern. Each
+      chunk is turned into its UTF-8 bytes, ids 0..255. Pairs are counted within chunks only, so no merge ever spans
+      two chunks. Any ``special_tokens`` strings are cut out of the text first and take no part.
     * Each step counts adjacent pairs over all chunks (as ``get_pair_counts`` does: overlapping windows), takes the
       pair with the highest count, breaking ties by the smallest pair (first id, then second id), i.e.
       ``min(counts, key=lambda p: (-counts[p], p))``, and merges it everywhere (as ``merge`` does: left to right,
@@ -167,8 +167,8 @@ def train_bpe(
     * A pair that occurs only once is still merged when it is the best one left. Training stops early, returning
       fewer merges, only when no pair is left at all (every chunk has become a single token).
 
-    Doing this naively, recounting everything after each merge, takes minutes on a megabyte of text. Three
-    observations make it fast while giving exactly the same merges:
+    Doing this naively, recounting everything after each merge as the lesson does, takes minutes on a megabyte of
+    text. Three observations make it fast while giving exactly the same merges:
 
     1. Chunks repeat (" the" occurs thousands of times), so each *distinct* chunk is stored once with its count.
     2. A merge only changes the chunks that contain the merged pair, so pair counts are updated for those chunks
@@ -181,7 +181,7 @@ def train_bpe(
         raise ValueError(f"vocab_size must be at least 256 (one id per byte), got {vocab_size}")
     chunk_counts: Counter[str] = Counter()
     for segment in _split_on_special_tokens(text, special_tokens)[::2]:  # odd indices are the special tokens
-        chunk_counts.update(_split_into_chunks(segment, pattern))
+        chunk_counts.update(split_chunks(segment, pattern))
 
     # words[w] is the current list of ids of distinct chunk number w; it occurs frequencies[w] times in the text
     words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
@@ -195,7 +195,7 @@ def train_bpe(
     heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
 
-    merges: dict[tuple[int, int], int] = {}
+    merges: Merges = {}
     while len(merges) < vocab_size - 256 and heap:
         negative_count, pair = heapq.heappop(heap)
         if pair_counts.get(pair) != -negative_count:
@@ -230,25 +230,129 @@ def train_bpe(
     return merges
 
 
-def encode_chunk(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
-    """Apply ``merges`` to the ids of one chunk, in the order they were learned.
+def build_vocab(merges: Merges, byte_ids: Iterable[int] = range(256)) -> dict[int, bytes]:
+    """The bytes of every id: one byte for 0..255, then each merge's two halves joined, in the order learned.
 
-    While some adjacent pair of ``ids`` has a merge, merge (everywhere in the chunk) the pair whose merge was learned
-    first, which is the one with the lowest new id. For example with ``merges = {(97, 98): 256, (256, 99): 257}``,
-    ``[97, 98, 99]`` ("abc") becomes ``[256, 99]`` and then ``[257]``. This replays training exactly, so a chunk of the
-    training text becomes the same tokens it became during training.
+    ``byte_ids[b]`` is the id of the single byte ``b``: ``b`` itself for merges learned by ``train_bpe``, GPT-2's own
+    numbering for GPT-2's merges (see ``BPETokenizer``). Merges that use an id no earlier token has, or give an id
+    twice, are an error.
+    """
+    vocab = {byte_id: bytes([b]) for b, byte_id in enumerate(byte_ids)}
+    for (left, right), new_id in sorted(merges.items(), key=lambda item: item[1]):
+        if left not in vocab or right not in vocab:
+            raise ValueError(f"merge {(left, right)} -> {new_id} uses an id that no earlier token has")
+        if new_id in vocab:
+            raise ValueError(f"merge {(left, right)} -> {new_id}: id {new_id} is already taken")
+        vocab[new_id] = vocab[left] + vocab[right]
+    return vocab
+
+
+def apply_merges(ids: list[int], merges: Merges) -> list[int]:
+    """Apply ``merges`` to ``ids`` in the order they were learned: the heart of ``encode``.
+
+    While some adjacent pair of ``ids`` has a merge, merge (everywhere) the pair whose merge was learned first, which
+    is the one with the lowest new id. For example with ``merges = {(97, 98): 256, (256, 99): 257}``, ``[97, 98, 99]``
+    ("abc") becomes ``[256, 99]`` and then ``[257]``. This replays training exactly, so a chunk of the training text
+    becomes the same tokens it became during training. Frequencies, and where a pair sits, play no part.
     """
     ids = list(ids)
     while len(ids) >= 2:
-        pairs = get_pair_counts(ids)
-        pair = min(pairs, key=lambda p: merges.get(p, float("inf")))
+        counts = get_pair_counts(ids)
+        pair = min(counts, key=lambda p: merges.get(p, float("inf")))  # the earliest-learned pair present
         if pair not in merges:
             break  # no pair left that has a merge
         ids = merge(ids, pair, merges[pair])
     return ids
 
 
-def recover_merges(mergeable_ranks: dict[bytes, int]) -> dict[tuple[int, int], int]:
+def encode(text: str, merges: Merges) -> list[int]:
+    """The ids of ``text``: its UTF-8 bytes, with ``merges`` applied earliest-learned first until none applies.
+
+    The whole text is one sequence of bytes, as in ``train_bpe`` without a pattern; ``encode_chunked`` is the
+    encoder that goes with ``train_bpe_chunked``.
+    """
+    return apply_merges(list(text.encode("utf-8")), merges)
+
+
+def decode(ids: Iterable[int], vocab: dict[int, bytes]) -> str:
+    """The text of ``ids``: the tokens' bytes (``vocab``, see ``build_vocab``) joined, then decoded as UTF-8.
+
+    A token can hold part of a character: "é" is two bytes in UTF-8, and a token may end after the first. So the
+    bytes of all tokens are joined *first* and only then decoded. Bytes that are not valid UTF-8 (a model can
+    generate any sequence of ids) become the replacement character "\ufffd" instead of raising an error.
+    """
+    try:
+        data = b"".join(vocab[i] for i in ids)
+    except KeyError as error:
+        raise ValueError(f"unknown token id {error.args[0]!r}: the vocabulary has {len(vocab)} tokens") from None
+    return data.decode("utf-8", errors="replace")
+
+
+def split_chunks(text: str, pattern: str | None = GPT2_SPLIT_PATTERN) -> list[str]:
+    """``text`` cut into chunks by ``pattern``, GPT-2's pre-tokenization by default (``None``: one chunk)."""
+    if pattern is None:
+        return [text] if text else []
+    return regex.findall(pattern, text)
+
+
+def train_bpe_chunked(text: str, vocab_size: int) -> Merges:
+    """``train_bpe`` with pairs counted within the chunks of ``split_chunks(text)`` only, as GPT-2 was trained."""
+    return train_bpe(text, vocab_size, GPT2_SPLIT_PATTERN)
+
+
+def encode_chunked(text: str, merges: Merges) -> list[int]:
+    """Each chunk of ``split_chunks(text)`` encoded on its own, the ids concatenated: no merge crosses a chunk."""
+    return [i for chunk in split_chunks(text) for i in encode(chunk, merges)]
+
+
+def encode_with_special(
+    text: str, merges: Merges, special_tokens: dict[str, int], allowed_special: Iterable[str] = frozenset()
+) -> list[int]:
+    """Like ``encode_chunked``, but each allowed special token becomes its id from ``special_tokens``.
+
+    A special token that occurs in ``text`` without being in ``allowed_special`` raises a ValueError (tiktoken's
+    rule): text from users or from the web must not be able to insert ``<|endoftext|>`` by accident.
+    """
+    return _encode_around_special_tokens(
+        text, special_tokens, allowed_special, encode_ordinary=lambda part: encode_chunked(part, merges)
+    )
+
+
+def _encode_around_special_tokens(
+    text: str,
+    special_tokens: dict[str, int],
+    allowed_special: Iterable[str],
+    encode_ordinary: Callable[[str], list[int]],
+) -> list[int]:
+    """Refuse the special tokens of ``text`` that are not allowed, then give each allowed one its id and encode the
+    text between them with ``encode_ordinary``."""
+    allowed = set(allowed_special)
+    for special in sorted(special_tokens.keys() - allowed):
+        if special in text:
+            raise ValueError(
+                f"the text contains the special token {special!r}, which is not allowed. To encode it as the "
+                f"special token, pass allowed_special={{{special!r}}}; to encode it as ordinary text, use "
+                "encode_chunked (BPETokenizer.encode_ordinary)."
+            )
+    ids = []
+    for i, part in enumerate(_split_on_special_tokens(text, allowed)):
+        ids.extend([special_tokens[part]] if i % 2 == 1 else encode_ordinary(part))
+    return ids
+
+
+def _split_on_special_tokens(text: str, special_tokens: Iterable[str]) -> list[str]:
+    """Split ``text`` at every occurrence of the special tokens, keeping them: odd indices hold the special tokens."""
+    special_tokens = sorted(special_tokens, key=len, reverse=True)  # longest first, so a longer token wins a tie
+    if not special_tokens:
+        return [text]
+    return regex.split("(" + "|".join(regex.escape(s) for s in special_tokens) + ")", text)
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# GPT-2's merges, from tiktoken
+
+
+def recover_merges(mergeable_ranks: dict[bytes, int]) -> Merges:
     """Turn tiktoken's ``{token bytes: rank}`` table into merges ``{(left id, right id): new id}``.
 
     tiktoken stores only the bytes of each token, ranked in the order the merges were learned (its ids are these
@@ -286,38 +390,24 @@ def render_token(token: bytes) -> str:
     return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c).startswith("C") else c for c in text)
 
 
-def _split_into_chunks(text: str, pattern: str | None) -> list[str]:
-    if pattern is None:
-        return [text] if text else []
-    return regex.findall(pattern, text)
-
-
-def _split_on_special_tokens(text: str, special_tokens: Iterable[str]) -> list[str]:
-    """Split ``text`` at every occurrence of the special tokens, keeping them: odd indices hold the special tokens."""
-    special_tokens = sorted(special_tokens, key=len, reverse=True)  # longest first, so a longer token wins a tie
-    if not special_tokens:
-        return [text]
-    return regex.split("(" + "|".join(regex.escape(s) for s in special_tokens) + ")", text)
-
-
 # -----------------------------------------------------------------------------------------------------------------
 # Byte-level BPE tokenizer
 
 
 class BPETokenizer:
-    """A byte-level BPE tokenizer, as used by GPT-2.
+    """A byte-level BPE tokenizer, as used by GPT-2, built from the functions above.
 
     It is defined by its merges ``{(left id, right id): new id}``, its special tokens ``{text: id}`` and its
     pre-tokenization ``pattern``. ``byte_ids[b]`` is the id of the single byte ``b``: for tokenizers trained here
     byte ``b`` is simply id ``b``, but GPT-2 numbers the 256 bytes in a different order (its id 0 is ``b"!"``), and
     following its numbering is what makes our ids equal to GPT-2's.
 
-    ``vocab`` maps every id to its bytes: a byte, the two halves of a merge joined, or a special token's UTF-8.
+    ``vocab`` maps every id to its bytes (``build_vocab``, plus the special tokens' UTF-8).
     """
 
     def __init__(
         self,
-        merges: dict[tuple[int, int], int],
+        merges: Merges,
         special_tokens: dict[str, int] | None = None,
         pattern: str | None = GPT2_SPLIT_PATTERN,
         byte_ids: list[int] | None = None,
@@ -325,18 +415,12 @@ class BPETokenizer:
         byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
         if len(byte_ids) != 256 or len(set(byte_ids)) != 256:
             raise ValueError("byte_ids must give 256 different ids, one for each byte value 0..255")
-        self.merges: dict[tuple[int, int], int] = dict(merges)
+        self.merges: Merges = dict(merges)
         self.special_tokens: dict[str, int] = dict(special_tokens or {})
         self.pattern: str | None = pattern
         self.byte_ids = byte_ids
 
-        vocab = {byte_id: bytes([b]) for b, byte_id in enumerate(byte_ids)}
-        for (left, right), new_id in sorted(self.merges.items(), key=lambda item: item[1]):
-            if left not in vocab or right not in vocab:
-                raise ValueError(f"merge {(left, right)} -> {new_id} uses an id that no earlier token has")
-            if new_id in vocab:
-                raise ValueError(f"merge {(left, right)} -> {new_id}: id {new_id} is already taken")
-            vocab[new_id] = vocab[left] + vocab[right]
+        vocab = build_vocab(self.merges, byte_ids)
         for special, special_id in self.special_tokens.items():
             if special_id in vocab:
                 raise ValueError(f"special token {special!r} -> {special_id}: id {special_id} is already taken")
@@ -379,19 +463,22 @@ class BPETokenizer:
     # --- encoding and decoding ---------------------------------------------------------------------------------
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode ``text`` as plain text: a special token's text such as ``"<|endoftext|>"`` becomes ordinary tokens."""
+        """Encode ``text`` as plain text: a special token's text such as ``"<|endoftext|>"`` becomes ordinary tokens.
+
+        This is ``encode_chunked`` with this tokenizer's pattern and byte numbering, and a cache of encoded chunks.
+        """
         ids = []
-        for chunk in _split_into_chunks(text, self.pattern):
+        for chunk in split_chunks(text, self.pattern):
             if chunk not in self._chunk_cache:
                 if len(self._chunk_cache) >= 100_000:
                     self._chunk_cache.clear()
                 byte_ids = [self.byte_ids[b] for b in chunk.encode("utf-8")]
-                self._chunk_cache[chunk] = encode_chunk(byte_ids, self.merges)
+                self._chunk_cache[chunk] = apply_merges(byte_ids, self.merges)
             ids.extend(self._chunk_cache[chunk])
         return ids
 
     def encode(self, text: str, allowed_special: str | Iterable[str] = frozenset()) -> list[int]:
-        """Encode ``text``, with tiktoken's rules for special tokens.
+        """Encode ``text``, with tiktoken's rules for special tokens (see ``encode_with_special``).
 
         ``allowed_special`` is a set of special tokens (or ``"all"``) that become their single id where they appear
         in ``text``. A special token that appears in ``text`` but is not allowed is an error: text from users or from
@@ -407,40 +494,11 @@ class BPETokenizer:
             unknown = allowed - self.special_tokens.keys()
             if unknown:
                 raise ValueError(f"not special tokens of this tokenizer: {sorted(unknown)}")
-        for special in sorted(self.special_tokens.keys() - allowed):
-            if special in text:
-                raise ValueError(
-                    f"the text contains the special token {special!r}, which is not allowed. To encode it as the "
-                    f"special token, pass allowed_special={{{special!r}}} (or allowed_special='all'); to encode it "
-                    "as ordinary text, use encode_ordinary()."
-                )
-        ids = []
-        for i, part in enumerate(_split_on_special_tokens(text, allowed)):
-            if i % 2 == 1:
-                ids.append(self.special_tokens[part])
-            else:
-                ids.extend(self.encode_ordinary(part))
-        return ids
-
-    def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        """The bytes of the tokens ``ids``, joined."""
-        try:
-            return b"".join(self.vocab[i] for i in ids)
-        except KeyError as error:
-            raise ValueError(f"unknown token id {error.args[0]!r} (vocab_size is {self.vocab_size})") from None
+        return _encode_around_special_tokens(text, self.special_tokens, allowed, self.encode_ordinary)
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Decode ``ids`` to text.
-
-        A token can hold part of a character: "é" is two bytes in UTF-8, and a token may end after the first. So the
-        bytes of all tokens are joined *first* and only then decoded. Bytes that are not valid UTF-8 (a model can
-        generate any sequence of ids) become the replacement character "\ufffd" instead of raising an error.
-        """
-        return self.decode_bytes(ids).decode("utf-8", errors="replace")
-
-    def token_bytes(self, token_id: int) -> bytes:
-        """The bytes of one token (use ``render_token`` to show them)."""
-        return self.decode_bytes([token_id])
+        """Decode ``ids`` to text: the tokens' bytes joined, then decoded with errors="replace" (see ``decode``)."""
+        return decode(ids, self.vocab)
 
     # --- saving and loading ------------------------------------------------------------------------------------
 
@@ -488,7 +546,7 @@ class BPETokenizer:
         for token_id, token in sorted(self.vocab.items()):
             if token_id in self.special_tokens.values():
                 continue
-            own_encoding = encode_chunk([self.byte_ids[b] for b in token], self.merges)
+            own_encoding = apply_merges([self.byte_ids[b] for b in token], self.merges)
             if own_encoding != [token_id]:
                 raise ValueError(
                     f"token {token_id} ({token!r}) encodes to {own_encoding}, not to itself, so tiktoken would "
@@ -515,19 +573,6 @@ class BPETokenizer:
         mergeable_ranks: dict[bytes, int] = encoding._mergeable_ranks
         byte_ids = [mergeable_ranks[bytes([b])] for b in range(256)]
         return cls(recover_merges(mergeable_ranks), dict(encoding._special_tokens), encoding._pat_str, byte_ids)
-
-
-# -----------------------------------------------------------------------------------------------------------------
-# Files
-
-
-def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
-    """Load a tokenizer saved by ``CharTokenizer.save`` or ``BPETokenizer.save``, whichever it is."""
-    kind = json.loads(Path(path).read_text(encoding="utf-8")).get("type")
-    tokenizer_classes = {"char": CharTokenizer, "bpe": BPETokenizer}
-    if kind not in tokenizer_classes:
-        raise ValueError(f'{path} is not a saved tokenizer: its "type" is {kind!r}, expected "char" or "bpe"')
-    return tokenizer_classes[kind].load(path)
 
 
 def _read_tokenizer_json(path: str | Path, expected_type: str) -> dict:

@@ -21,6 +21,7 @@ from gpt_reference import data
 from gpt_reference.adder import AdditionTask
 from gpt_reference.config import DataConfig
 from gpt_reference.data import DataError
+from gpt_reference.tokenizer import BPETokenizer
 
 
 @pytest.fixture(autouse=True)
@@ -285,6 +286,11 @@ def test_tokenizer_files_for_runs(tmp_path, shakespeare_char, gpt2):
     assert json.loads((tmp_path / "gpt2.json").read_text()) == {"type": "tiktoken", "encoding": "gpt2"}
     assert data.load_tokenizer(tmp_path / "gpt2.json").encode("Shall I") == gpt2.encode("Shall I")
     assert data.load_tokenizer(None).n_vocab == 50257
+    BPETokenizer.train("Shall I compare thee", 270).save(tmp_path / "bpe.json")
+    assert isinstance(data.load_tokenizer(tmp_path / "bpe.json"), BPETokenizer)
+    (tmp_path / "other.json").write_text('{"type": "sentencepiece"}')
+    with pytest.raises(ValueError, match="not a saved tokenizer"):
+        data.load_tokenizer(tmp_path / "other.json")
 
 
 def test_adder_through_load_dataset():

@@ -7,6 +7,7 @@ The mutants below are written the way a learner would write them, independently 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections import Counter
@@ -19,6 +20,7 @@ import tiktoken
 import torch
 
 from autograder import checks_for, run_check
+from autograder.answer_key import answer_key
 from autograder.core import run_probe
 from gpt_reference import tokenizer as reference
 
@@ -618,3 +620,17 @@ def test_probes_return_tensors_only():
     for check in CHECKS:
         outputs = run_probe(check, CORRECT[check.target][0]).outputs
         assert outputs and all(isinstance(v, torch.Tensor) for v in outputs.values()), check.id
+
+
+def test_the_reference_has_every_graded_object_under_the_lessons_name_and_signature(solution):
+    """The answer key's objects are the checks' references, and take every argument the lesson's own do."""
+    key = answer_key("01_tokenization")
+    assert set(key) == {c.target for c in CHECKS}
+    for check in CHECKS:
+        assert check.reference is key[check.target], check.id
+    for name, reference_object in key.items():
+        lesson_parameters = inspect.signature(getattr(solution, name)).parameters
+        reference_parameters = inspect.signature(reference_object).parameters
+        assert list(reference_parameters)[: len(lesson_parameters)] == list(lesson_parameters), name
+        assert all(p.default is not inspect.Parameter.empty or p.kind is inspect.Parameter.KEYWORD_ONLY
+                   for p in list(reference_parameters.values())[len(lesson_parameters):]), name

@@ -1,5 +1,6 @@
-"""Tests for gpt_reference.tokenizer: the character tokenizer, the BPE building blocks, BPE training and encoding,
-special tokens, saving, and exact agreement with tiktoken (our own tokenizers and GPT-2's).
+"""Tests for gpt_reference.tokenizer: the character tokenizer, lesson 01's BPE functions (with the lesson's worked
+examples), BPE training and encoding, special tokens, saving, and exact agreement with tiktoken (our own tokenizers
+and GPT-2's, through BPETokenizer and through the lesson's free functions).
 
 Tests that need tiny shakespeare read it from $GPT_DATA_DIR and are skipped without it; the GPT-2 tests need
 tiktoken's gpt2 files (offline: $TIKTOKEN_CACHE_DIR) and are skipped when they cannot be loaded.
@@ -22,11 +23,17 @@ from gpt_reference.tokenizer import (
     GPT2_SPLIT_PATTERN,
     BPETokenizer,
     CharTokenizer,
-    encode_chunk,
+    apply_merges,
+    build_vocab,
+    decode,
+    encode,
+    encode_chunked,
+    encode_with_special,
     get_pair_counts,
-    load_tokenizer,
     merge,
+    split_chunks,
     train_bpe,
+    train_bpe_chunked,
 )
 
 # Texts that tokenizers get wrong: empty and whitespace-only text, whitespace runs, contractions, digits, emoji
@@ -114,33 +121,31 @@ def gpt2() -> tuple[BPETokenizer, tiktoken.Encoding]:
 
 
 def test_char_tokenizer_sorted_vocabulary_and_round_trip():
-    tokenizer = CharTokenizer.from_text("hello world\n")
+    tokenizer = CharTokenizer("hello world\n")
     assert tokenizer.itos == {0: "\n", 1: " ", 2: "d", 3: "e", 4: "h", 5: "l", 6: "o", 7: "r", 8: "w"}
     assert tokenizer.stoi == {c: i for i, c in tokenizer.itos.items()}
     assert tokenizer.vocab_size == 9
     assert tokenizer.encode("hello") == [4, 3, 5, 5, 6]
     assert tokenizer.decode(tokenizer.encode("world hello\n")) == "world hello\n"
     assert CharTokenizer("lo").encode("lol") == CharTokenizer.from_text("ollo").encode("lol") == [0, 1, 0]
+    assert CharTokenizer("").vocab_size == 0 and CharTokenizer("aaa").encode("") == []
 
 
 def test_char_tokenizer_errors_name_the_problem():
-    tokenizer = CharTokenizer.from_text("abc")
+    tokenizer = CharTokenizer("abc")
     with pytest.raises(ValueError, match=r"'z'.*training text"):
         tokenizer.encode("abz")
     with pytest.raises(ValueError, match="3"):
         tokenizer.decode([0, 3])
-    with pytest.raises(ValueError, match="single characters"):
-        CharTokenizer(["ab", "c"])
 
 
 def test_char_tokenizer_save_load(tmp_path):
-    tokenizer = CharTokenizer.from_text("Hello, wörld! 👋\n")
+    tokenizer = CharTokenizer("Hello, wörld! 👋\n")
     path = tmp_path / "char.json"
     tokenizer.save(path)
     assert json.loads(path.read_text(encoding="utf-8")) == {"type": "char", "chars": tokenizer.chars}
-    for loaded in (CharTokenizer.load(path), load_tokenizer(path)):
-        assert isinstance(loaded, CharTokenizer)
-        assert loaded.stoi == tokenizer.stoi
+    loaded = CharTokenizer.load(path)
+    assert loaded.stoi == tokenizer.stoi and loaded.vocab_size == tokenizer.vocab_size
     with pytest.raises(ValueError, match="'char'"):
         BPETokenizer.load(path)
 
@@ -167,7 +172,7 @@ def test_merge_is_left_to_right_without_overlaps():
 
 
 def test_train_bpe_new_ids_count_up_from_256():
-    merges = train_bpe(TRAINING_TEXT, 300)
+    merges = train_bpe_chunked(TRAINING_TEXT, 300)
     assert list(merges.values()) == list(range(256, 300))
     counts = {}
     for chunk in regex.findall(GPT2_SPLIT_PATTERN, TRAINING_TEXT):
@@ -178,27 +183,27 @@ def test_train_bpe_new_ids_count_up_from_256():
 
 def test_tie_break_prefers_the_highest_count_then_the_smallest_pair():
     # every pair occurs once: (97, 98) < (98, 99) < (99, 100); then (99, 100) < (256, 99) because 99 < 256
-    assert train_bpe("abcd", 259, pattern=None) == {(97, 98): 256, (99, 100): 257, (256, 257): 258}
+    assert train_bpe("abcd", 259) == {(97, 98): 256, (99, 100): 257, (256, 257): 258}
     # equal first ids: the second id decides, (97, 98) before (97, 99)
-    assert train_bpe("acab", 257, pattern=None) == {(97, 98): 256}
+    assert train_bpe("acab", 257) == {(97, 98): 256}
     # a higher count beats a smaller pair
-    assert train_bpe("abxyxy", 257, pattern=None) == {(120, 121): 256}
+    assert train_bpe("abxyxy", 257) == {(120, 121): 256}
 
 
 def test_training_stops_only_when_no_pair_is_left():
-    assert train_bpe("ab", 1000, pattern=None) == {(97, 98): 256}
-    assert train_bpe("abcd", 1000, pattern=None) == {(97, 98): 256, (99, 100): 257, (256, 257): 258}
-    assert train_bpe("", 1000) == {}
+    assert train_bpe("ab", 1000) == {(97, 98): 256}
+    assert train_bpe("abcd", 1000) == {(97, 98): 256, (99, 100): 257, (256, 257): 258}
+    assert train_bpe("", 1000) == {} and train_bpe_chunked("", 1000) == {}
     tokenizer = BPETokenizer.train("ab", 1000)
     assert tokenizer.special_tokens == {ENDOFTEXT: 257} and tokenizer.vocab_size == 258
 
 
 def test_merges_never_cross_chunk_boundaries():
     # with the GPT-2 pattern "a b" is the chunks "a" and " b"; as one chunk, "a" and " " can merge
-    assert train_bpe("a b", 1000) == {(32, 98): 256}
-    assert train_bpe("a b", 1000, pattern=None) == {(32, 98): 256, (97, 256): 257}
+    assert train_bpe_chunked("a b", 1000) == train_bpe("a b", 1000, GPT2_SPLIT_PATTERN) == {(32, 98): 256}
+    assert train_bpe("a b", 1000) == {(32, 98): 256, (97, 256): 257}
     # special tokens are cut out of the training text: only "ab" is left to learn from
-    assert train_bpe(f"ab{ENDOFTEXT}ab", 1000, pattern=None, special_tokens=[ENDOFTEXT]) == {(97, 98): 256}
+    assert train_bpe(f"ab{ENDOFTEXT}ab", 1000, special_tokens=[ENDOFTEXT]) == {(97, 98): 256}
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -216,19 +221,20 @@ def test_training_equals_naive_reference(seed):
 def test_training_equals_naive_reference_on_shakespeare():
     text = read_tinyshakespeare()[:10_000]
     merges, final_ids = naive_train_bpe(text, 356, GPT2_SPLIT_PATTERN)
-    assert train_bpe(text, 356) == merges
+    assert train_bpe_chunked(text, 356) == merges
+    assert encode_chunked(text, merges) == final_ids
     assert BPETokenizer(merges).encode(text) == final_ids
 
 
 def test_training_is_deterministic_across_processes():
     # the same merges in the same order, also when Python's string hashing (and so set and dict layout) differs
-    assert train_bpe(TRAINING_TEXT, 400) == train_bpe(TRAINING_TEXT, 400)
+    assert train_bpe_chunked(TRAINING_TEXT, 400) == train_bpe_chunked(TRAINING_TEXT, 400)
     # load tokenizer.py on its own: importing the gpt_reference package would start torch, which is slow
     program = (
         "import importlib.util, sys; "
         f"spec = importlib.util.spec_from_file_location('tokenizer', {str(Path(tokenizer_module.__file__))!r}); "
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
-        "print(list(module.train_bpe(sys.stdin.read(), 400).items()))"
+        "print(list(module.train_bpe_chunked(sys.stdin.read(), 400).items()))"
     )
     outputs = {
         subprocess.run(
@@ -242,17 +248,103 @@ def test_training_is_deterministic_across_processes():
         ).stdout
         for seed in ("1", "2")
     }
-    assert outputs == {str(list(train_bpe(TRAINING_TEXT, 400).items())) + "\n"}
+    assert outputs == {str(list(train_bpe_chunked(TRAINING_TEXT, 400).items())) + "\n"}
 
 
 def test_encoding_applies_merges_by_rank_not_frequency():
     # "bc" was learned first, so "abc" becomes a + bc even though ab would also merge
-    assert encode_chunk(list(b"abc"), {(98, 99): 256, (97, 98): 257}) == [97, 256]
-    assert encode_chunk(list(b"abc"), {(97, 98): 256, (98, 99): 257}) == [256, 99]
-    assert encode_chunk(list(b"abc"), {(97, 98): 256, (256, 99): 257}) == [257]
+    assert apply_merges(list(b"abc"), {(98, 99): 256, (97, 98): 257}) == [97, 256]
+    assert apply_merges(list(b"abc"), {(97, 98): 256, (98, 99): 257}) == [256, 99]
+    assert apply_merges(list(b"abc"), {(97, 98): 256, (256, 99): 257}) == [257]
+    assert encode("yyxyy", {(120, 121): 256, (121, 121): 257}) == [257, 256, 121]
     # rank decides even where the other pair is more frequent in the text being encoded
     tokenizer = BPETokenizer({(120, 121): 256, (121, 121): 257}, pattern=None)
     assert tokenizer.encode("yyxyy") == [257, 256, 121]
+
+
+# --- lesson 01's functions, as the lesson states them ---------------------------------------------------------
+
+
+def test_lesson_worked_examples():
+    # Wikipedia's "aaabdaaabac": aa, then ab (tied with (aa, a) at two, and (97, 98) is the smaller pair), then aaab
+    assert train_bpe("aaabdaaabac", 259) == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+    assert encode("abc", {(97, 98): 256, (256, 99): 257}) == [257]
+    assert encode("", {(97, 98): 256}) == [] and encode("hello", {}) == list(b"hello")
+    assert split_chunks("Hello world! It's 2024,   ok\n") == [
+        "Hello", " world", "!", " It", "'s", " 2024", ",", "  ", " ok", "\n"
+    ]
+    assert split_chunks("") == [] and split_chunks("a b", pattern=None) == ["a b"]
+
+
+def test_build_vocab_and_decode_round_trip():
+    merges = train_bpe("café crème, café noir, crème brûlée", 300)
+    vocab = build_vocab(merges)
+    assert len(vocab) == 256 + len(merges) and vocab[97] == b"a"
+    assert all(vocab[new_id] == vocab[left] + vocab[right] for (left, right), new_id in merges.items())
+    for text in VARIED_TEXTS + ["crème café"]:
+        assert decode(encode(text, merges), vocab) == text
+        assert decode(encode_chunked(text, merges), vocab) == text
+    e_acute = list("é".encode("utf-8"))
+    assert decode(e_acute[:1], vocab) == "\ufffd" and decode(e_acute, vocab) == "é"  # bytes joined, then decoded
+    with pytest.raises(ValueError, match="unknown token id 999"):
+        decode([97, 999], vocab)
+
+
+def test_chunked_functions_never_merge_across_chunks():
+    text = "a b a b a b"
+    merges = train_bpe(text, 260)  # learned across chunks: "a" and " " merge
+    assert len(encode(text, merges)) < len(encode_chunked(text, merges))
+    assert encode_chunked(text, merges) == [i for chunk in split_chunks(text) for i in encode(chunk, merges)]
+    assert any(b" " in token[1:] for token in build_vocab(merges).values())
+    assert all(b" " not in token[1:] for token in build_vocab(train_bpe_chunked(text, 260)).values())  # a space
+    # only ever starts a token: chunks keep a word's leading space with it, and merges stay within chunks
+
+
+def test_bpe_tokenizer_is_built_from_the_lesson_functions():
+    merges = train_bpe_chunked(TRAINING_TEXT, 400)
+    special = {ENDOFTEXT: 400, "<|pad|>": 401}
+    tokenizer = BPETokenizer(merges, special)
+    assert {i: t for i, t in tokenizer.vocab.items() if i < 400} == build_vocab(merges)
+    for text in VARIED_TEXTS + [TRAINING_TEXT]:
+        ids = encode_chunked(text, merges)
+        assert tokenizer.encode_ordinary(text) == ids
+        assert tokenizer.decode(ids) == decode(ids, build_vocab(merges)) == text
+    for text in (f"hello{ENDOFTEXT}world<|pad|>", f"{ENDOFTEXT}{ENDOFTEXT}", "no special tokens"):
+        expected = encode_with_special(text, merges, special, allowed_special=set(special))
+        assert tokenizer.encode(text, allowed_special="all") == expected
+
+
+def test_encode_with_special():
+    merges = train_bpe_chunked(TRAINING_TEXT, 300)
+    special = {ENDOFTEXT: 300, "<|pad|>": 301}
+    text = f"hello{ENDOFTEXT}world<|pad|>"
+    expected = encode_chunked("hello", merges) + [300] + encode_chunked("world", merges) + [301]
+    assert encode_with_special(text, merges, special, allowed_special={ENDOFTEXT, "<|pad|>"}) == expected
+    with pytest.raises(ValueError, match=r"<\|pad\|>"):
+        encode_with_special(text, merges, special, allowed_special={ENDOFTEXT})
+    with pytest.raises(ValueError, match="allowed_special"):
+        encode_with_special(text, merges, special)
+    assert encode_with_special("hello world", merges, special) == encode_chunked("hello world", merges)
+    # a longer special token wins over one that is its prefix
+    assert encode_with_special("<|a|>b", {}, {"<|a|>": 256, "<|a|>b": 257}, {"<|a|>", "<|a|>b"}) == [257]
+
+
+def test_lesson_functions_give_tiktoken_ids():
+    """Lesson 01, section 8: build_vocab, inverted, is tiktoken's mergeable_ranks, and the ids are the same."""
+    merges = train_bpe_chunked(TRAINING_TEXT, 400)
+    special = {ENDOFTEXT: 400}
+    fast = tiktoken.Encoding(name="lesson-01", pat_str=GPT2_SPLIT_PATTERN, special_tokens=special,
+                             mergeable_ranks={token: i for i, token in build_vocab(merges).items()})
+    for text in VARIED_TEXTS + [TRAINING_TEXT]:
+        assert fast.encode_ordinary(text) == encode_chunked(text, merges)
+        with_special = f"{text}{ENDOFTEXT}{text}"
+        assert fast.encode(with_special, allowed_special={ENDOFTEXT}) == encode_with_special(
+            with_special, merges, special, allowed_special={ENDOFTEXT})
+    whole = train_bpe(TRAINING_TEXT[:2000], 300)  # no chunks: one pattern match for the whole text
+    fast_whole = tiktoken.Encoding(name="lesson-01-whole", pat_str=r"[\s\S]+", special_tokens={},
+                                   mergeable_ranks={token: i for i, token in build_vocab(whole).items()})
+    for text in VARIED_TEXTS:
+        assert fast_whole.encode_ordinary(text) == encode(text, whole)
 
 
 # --- BPE tokenizer -----------------------------------------------------------------------------------------------
@@ -275,7 +367,7 @@ def test_train_gives_special_tokens_the_last_ids(small_bpe):
 def test_round_trip(small_bpe, text):
     ids = small_bpe.encode(text)
     assert small_bpe.decode(ids) == text
-    assert small_bpe.decode_bytes(ids) == text.encode("utf-8")
+    assert b"".join(small_bpe.vocab[i] for i in ids) == text.encode("utf-8")
 
 
 def test_trained_tokenizer_compresses_its_training_text(small_bpe):
@@ -290,11 +382,10 @@ def test_decode_joins_bytes_before_decoding():
     tokenizer = BPETokenizer({})  # no merges: one token per byte
     ids = tokenizer.encode("aéb")  # "é" is the two bytes C3 A9
     assert ids == [97, 0xC3, 0xA9, 98]
-    assert tokenizer.decode_bytes(ids[:2]) == b"a\xc3"
     assert tokenizer.decode(ids[:2]) == "a\ufffd"  # only the broken character is replaced
     assert tokenizer.decode(ids[2:]) == "\ufffdb"
     assert tokenizer.decode(ids) == "aéb"  # the whole sequence is lossless
-    assert tokenizer.token_bytes(0xC3) == b"\xc3"
+    assert tokenizer.vocab[0xC3] == b"\xc3"
     with pytest.raises(ValueError, match="256"):
         tokenizer.decode([256])
 
@@ -329,11 +420,10 @@ def test_save_load_round_trip(tmp_path, small_bpe):
     saved = json.loads(path.read_text(encoding="utf-8"))
     assert saved["type"] == "bpe" and saved["special_tokens"] == {ENDOFTEXT: 399}
     assert saved["merges"][0][:3] == [*next(iter(small_bpe.merges)), 256]
-    for loaded in (BPETokenizer.load(path), load_tokenizer(path)):
-        assert isinstance(loaded, BPETokenizer)
-        assert loaded.merges == small_bpe.merges and loaded.pattern == small_bpe.pattern
-        for text in VARIED_TEXTS + [f"a{ENDOFTEXT}b"]:
-            assert loaded.encode(text, allowed_special="all") == small_bpe.encode(text, allowed_special="all")
+    loaded = BPETokenizer.load(path)
+    assert loaded.merges == small_bpe.merges and loaded.pattern == small_bpe.pattern
+    for text in VARIED_TEXTS + [f"a{ENDOFTEXT}b"]:
+        assert loaded.encode(text, allowed_special="all") == small_bpe.encode(text, allowed_special="all")
 
 
 def test_constructor_rejects_inconsistent_merges():
@@ -350,7 +440,7 @@ def test_to_tiktoken_gives_identical_ids(small_bpe):
     encoding = small_bpe.to_tiktoken()
     for text in VARIED_TEXTS + [TRAINING_TEXT, f"one{ENDOFTEXT}two {ENDOFTEXT}"]:
         assert encoding.encode(text, allowed_special="all") == small_bpe.encode(text, allowed_special="all")
-    no_pattern = BPETokenizer(train_bpe(TRAINING_TEXT[:2000], 300, pattern=None), pattern=None)
+    no_pattern = BPETokenizer(train_bpe(TRAINING_TEXT[:2000], 300), pattern=None)
     for text in VARIED_TEXTS:
         assert no_pattern.to_tiktoken().encode(text) == no_pattern.encode(text)
 
@@ -379,12 +469,23 @@ def test_gpt2_ids_equal_tiktoken(gpt2):
     ours, theirs = gpt2
     assert ours.vocab_size == 50257 and ours.special_tokens == {ENDOFTEXT: 50256}
     assert ours.byte_ids[ord("!")] == 0 and ours.byte_ids[ord("a")] != ord("a")  # GPT-2 orders bytes its own way
-    assert ours.token_bytes(464) == b"The"
+    assert ours.vocab[464] == b"The"
     for text in VARIED_TEXTS + [f"end of one document.{ENDOFTEXT}Start of the next"]:
-        assert regex.findall(GPT2_SPLIT_PATTERN, text) == regex.findall(theirs._pat_str, text)
+        assert split_chunks(text) == regex.findall(theirs._pat_str, text)
         assert ours.encode(text, allowed_special="all") == theirs.encode(text, allowed_special="all")
         assert ours.encode_ordinary(text) == theirs.encode_ordinary(text)
         assert ours.decode(theirs.encode(text, allowed_special="all")) == text
+
+
+def test_gpt2_merges_in_the_lesson_encoder(gpt2):
+    """Lesson 01, section 9: GPT-2's merges, renumbered to our byte ids, in encode_chunked give GPT-2's ids."""
+    ours, theirs = gpt2
+    byte_of_id = {byte_id: b for b, byte_id in enumerate(ours.byte_ids)}  # GPT-2's ids 0..255 are the bytes, shuffled
+    assert sorted(byte_of_id) == list(range(256))
+    merges = {(byte_of_id.get(a, a), byte_of_id.get(b, b)): new_id for (a, b), new_id in ours.merges.items()}
+    for text in VARIED_TEXTS:
+        ids = [ours.byte_ids[i] if i < 256 else i for i in encode_chunked(text, merges)]
+        assert ids == theirs.encode_ordinary(text)
 
 
 def test_gpt2_ids_equal_tiktoken_on_shakespeare(gpt2):

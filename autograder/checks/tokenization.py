@@ -30,22 +30,26 @@ import regex
 import torch
 
 from gpt_reference.tokenizer import (
-    GPT2_SPLIT_PATTERN,
-    BPETokenizer,
-    encode_chunk,
+    ENDOFTEXT,
+    CharTokenizer,
+    Merges,
+    build_vocab,
+    decode,
+    encode,
+    encode_chunked,
+    encode_with_special,
     get_pair_counts,
     merge,
+    split_chunks,
     train_bpe,
+    train_bpe_chunked,
 )
-from gpt_reference.tokenizer import CharTokenizer as ReferenceCharTokenizer
 
 from ..core import Mistake, Outputs, ProbeError
 from ..probes import register_pair
 
 LESSON = "01_tokenization"
 EXACT = dict(atol=0.0, rtol=0.0)
-ENDOFTEXT = "<|endoftext|>"
-Merges = dict[tuple[int, int], int]
 
 
 _pair = partial(register_pair, "tokenization", LESSON, tolerance=EXACT)
@@ -128,19 +132,19 @@ def _raises(call: Callable[[], object]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _char_first_seen(text: str):
     """A CharTokenizer whose vocabulary is in order of first appearance, not sorted."""
-    tokenizer = ReferenceCharTokenizer.from_text(text)
+    tokenizer = CharTokenizer(text)
     tokenizer.chars = list(dict.fromkeys(text))
     tokenizer.stoi = {c: i for i, c in enumerate(tokenizer.chars)}
     tokenizer.itos = dict(enumerate(tokenizer.chars))
     return tokenizer
 
 
-class _CharDroppingUnknown(ReferenceCharTokenizer):
+class _CharDroppingUnknown(CharTokenizer):
     def encode(self, text: str) -> list[int]:
         return [self.stoi[c] for c in text if c in self.stoi]
 
 
-class _CharKeyError(ReferenceCharTokenizer):
+class _CharKeyError(CharTokenizer):
     def encode(self, text: str) -> list[int]:
         return [self.stoi[c] for c in text]
 
@@ -152,10 +156,10 @@ CHAR_MISTAKES = (
     Mistake("unknown character silently dropped",
             "encoding a character that is not in the vocabulary skipped it: the text cannot be decoded back, and "
             "nobody is told. Raise a ValueError that names the character instead",
-            lambda text: _CharDroppingUnknown.from_text(text)),
+            _CharDroppingUnknown),
     Mistake("unknown character raises KeyError",
             "a plain dict lookup raises KeyError with just the character in it; catch it and raise a ValueError "
-            "that says the character is not in the vocabulary", lambda text: _CharKeyError.from_text(text)),
+            "that says the character is not in the vocabulary", _CharKeyError),
 )
 
 
@@ -199,16 +203,12 @@ CHAR_HINTS = {
     "unknown_value_error": "the error for an unknown character must be a ValueError",
 }
 
-_pair("char_tokenizer", "CharTokenizer", ReferenceCharTokenizer.from_text, (_probe_char, _probe_char_hidden),
+_pair("char_tokenizer", "CharTokenizer", CharTokenizer, (_probe_char, _probe_char_hidden),
       (1, 1), "sorted character vocabulary, encode/decode, ValueError on an unknown character", CHAR_MISTAKES,
       CHAR_HINTS)
 
 
 # ---- get_pair_counts ------------------------------------------------------------------------------------------------
-
-
-def _pair_counts_reference(ids: list[int]) -> dict[tuple[int, int], int]:
-    return get_pair_counts(ids)
 
 
 def _counts_without_overlap(ids: list[int]) -> dict[tuple[int, int], int]:
@@ -244,7 +244,7 @@ def _probe_pair_counts_hidden(fn) -> Outputs:
             "long": _counts(fn, long), "large_ids": _counts(fn, [300, 256, 300, 256, 97])}
 
 
-_pair("get_pair_counts", "get_pair_counts", _pair_counts_reference, (_probe_pair_counts, _probe_pair_counts_hidden),
+_pair("get_pair_counts", "get_pair_counts", get_pair_counts, (_probe_pair_counts, _probe_pair_counts_hidden),
       (1, 1), "counts of adjacent pairs (overlapping windows)", PAIR_COUNT_MISTAKES,
       {"empty": "an empty list (or a single id) has no pairs: return an empty dict"})
 
@@ -320,10 +320,6 @@ _pair("merge", "merge", merge, (_probe_merge, _probe_merge_hidden), (1, 1),
 # ---- train_bpe (no pre-tokenization: the whole text is one sequence of bytes) -----------------------------------
 
 
-def _train_reference(text: str, vocab_size: int) -> Merges:
-    return train_bpe(text, vocab_size, pattern=None)
-
-
 def _naive_train(text: str, vocab_size: int, *, choose=None, next_id=None, merge_fn=merge) -> Merges:
     """Training as a learner writes it, with hooks for the mistakes: which pair wins, which id it gets."""
     ids = list(text.encode("utf-8"))
@@ -356,7 +352,7 @@ TRAIN_MISTAKES = (
             "creates id 256, the next 257, and so on", partial(_naive_train, next_id=lambda ids: max(ids) + 1)),
     Mistake("vocab_size taken as the number of merges",
             "the vocabulary holds the 256 bytes plus one id per merge, so training makes vocab_size - 256 merges",
-            lambda text, vocab_size: _train_reference(text, vocab_size + 256)),
+            lambda text, vocab_size: train_bpe(text, vocab_size + 256)),
     Mistake("overlapping occurrences merged",
             "your training merges overlapping occurrences of a pair: fix `merge` first (its own check "
             "says more)", partial(_naive_train, merge_fn=_merge_overlapping)),
@@ -385,7 +381,7 @@ def _probe_train_hidden(fn) -> Outputs:
     }
 
 
-_pair("train_bpe", "train_bpe", _train_reference, (_probe_train, _probe_train_hidden), (2, 2),
+_pair("train_bpe", "train_bpe", train_bpe, (_probe_train, _probe_train_hidden), (2, 2),
       "byte-level BPE training: vocab_size - 256 merges, ids from 256, ties → smallest pair", TRAIN_MISTAKES,
       {"runs_out": "when no pair is left (the whole text is one token), stop early and return the merges so far",
        "no_merges": "vocab_size 256 means no merges at all: return an empty dict",
@@ -393,10 +389,6 @@ _pair("train_bpe", "train_bpe", _train_reference, (_probe_train, _probe_train_hi
 
 
 # ---- encode (no pre-tokenization) -----------------------------------------------------------------------------------
-
-
-def _encode_reference(text: str, merges: Merges) -> list[int]:
-    return encode_chunk(list(text.encode("utf-8")), merges)
 
 
 def _encode_by_frequency(text: str, merges: Merges) -> list[int]:
@@ -443,7 +435,7 @@ ENCODE_MISTAKES = (
 @lru_cache(maxsize=None)
 def _merges_of(text: str, vocab_size: int, chunked: bool) -> tuple[tuple[tuple[int, int], int], ...]:
     """Reference merges for the probes, trained once (returned as a tuple, copied into a fresh dict per call)."""
-    return tuple(train_bpe(text, vocab_size, GPT2_SPLIT_PATTERN if chunked else None).items())
+    return tuple((train_bpe_chunked if chunked else train_bpe)(text, vocab_size).items())
 
 
 TRAIN_TEXT = ("the cat sat on the mat. the rat sat on the hat! that cat, that rat: they sat and sat. "
@@ -479,7 +471,7 @@ def _probe_encode_hidden(fn) -> Outputs:
     }
 
 
-_pair("encode", "encode", _encode_reference, (_probe_encode, _probe_encode_hidden), (2, 1),
+_pair("encode", "encode", encode, (_probe_encode, _probe_encode_hidden), (2, 1),
       "apply merges to a text's bytes, lowest rank (earliest learned) first", ENCODE_MISTAKES,
       {"rank_not_frequency": "merge the pair that was learned first (lowest new id), not the most frequent one",
        "chained_merges": "a merge can create a pair that another merge joins: keep going until no pair has a merge",
@@ -488,17 +480,6 @@ _pair("encode", "encode", _encode_reference, (_probe_encode, _probe_encode_hidde
 
 
 # ---- decode ---------------------------------------------------------------------------------------------------------
-
-
-def _vocab(merges) -> dict[int, bytes]:
-    vocab = {i: bytes([i]) for i in range(256)}
-    for (left, right), new_id in merges:
-        vocab[new_id] = vocab[left] + vocab[right]
-    return vocab
-
-
-def _decode_reference(ids: list[int], vocab: dict[int, bytes]) -> str:
-    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
 DECODE_MISTAKES = (
@@ -516,7 +497,7 @@ DECODE_MISTAKES = (
 def _decoded(fn, ids: list[int], merges) -> torch.Tensor:
     what = f"decode({ids if len(ids) < 12 else '[…]'}, vocab)"
     try:
-        text = fn(list(ids), _vocab(merges))
+        text = fn(list(ids), build_vocab(dict(merges)))
     except UnicodeDecodeError as e:
         raise ProbeError(f"{what} raised UnicodeDecodeError ({e.reason}): a model can generate any ids, so decode "
                          "the joined bytes with errors='replace'") from None
@@ -526,7 +507,7 @@ def _decoded(fn, ids: list[int], merges) -> torch.Tensor:
 def _probe_decode(fn) -> Outputs:
     merges = _merges_of(TRAIN_TEXT, 300, False)
     return {
-        "merged_tokens": _decoded(fn, _encode_reference("the cat sat on the mat", dict(merges)), merges),
+        "merged_tokens": _decoded(fn, encode("the cat sat on the mat", dict(merges)), merges),
         "split_character": _decoded(fn, list("café €".encode("utf-8")), merges),
         "invalid_bytes": _decoded(fn, [104, 105, 255, 33], merges),
     }
@@ -537,12 +518,12 @@ def _probe_decode_hidden(fn) -> Outputs:
     return {
         "empty": _decoded(fn, [], merges),
         "emoji_bytes": _decoded(fn, list("ok 🙂!".encode("utf-8")), merges),
-        "partial_tokens": _decoded(fn, _encode_reference("crème 字 🙂", dict(merges)), merges),
+        "partial_tokens": _decoded(fn, encode("crème 字 🙂", dict(merges)), merges),
         "truncated_character": _decoded(fn, list("字".encode("utf-8"))[:2], merges),
     }
 
 
-_pair("decode", "decode", _decode_reference, (_probe_decode, _probe_decode_hidden), (1, 1),
+_pair("decode", "decode", decode, (_probe_decode, _probe_decode_hidden), (1, 1),
       "join the tokens' bytes, then decode UTF-8 with errors='replace'", DECODE_MISTAKES,
       {"empty": "no ids decode to the empty string"})
 
@@ -550,12 +531,8 @@ _pair("decode", "decode", _decode_reference, (_probe_decode, _probe_decode_hidde
 # ---- split_chunks: GPT-2's pre-tokenization -------------------------------------------------------------------------
 
 
-def _split_reference(text: str) -> list[str]:
-    return regex.findall(GPT2_SPLIT_PATTERN, text)
-
-
 def _split_with(pattern: str) -> Callable[[str], list[str]]:
-    return lambda text: regex.findall(pattern, text)
+    return partial(split_chunks, pattern=pattern)
 
 
 SPLIT_MISTAKES = (
@@ -602,7 +579,7 @@ def _probe_split_hidden(fn) -> Outputs:
             **_split(fn, "    indented\n    code_block(x_1)\n", "code")}
 
 
-_pair("split_chunks", "split_chunks", _split_reference, (_probe_split, _probe_split_hidden), (1, 1),
+_pair("split_chunks", "split_chunks", split_chunks, (_probe_split, _probe_split_hidden), (1, 1),
       "GPT-2's regex pre-tokenization (regex package, \\p{L}, \\p{N})", SPLIT_MISTAKES,
       {"empty_lengths": "an empty text has no chunks: return []"})
 
@@ -610,13 +587,9 @@ _pair("split_chunks", "split_chunks", _split_reference, (_probe_split, _probe_sp
 # ---- train_bpe_chunked ----------------------------------------------------------------------------------------------
 
 
-def _train_chunked_reference(text: str, vocab_size: int) -> Merges:
-    return train_bpe(text, vocab_size, GPT2_SPLIT_PATTERN)
-
-
 def _train_distinct_chunks(text: str, vocab_size: int) -> Merges:
     """Chunked training on each distinct chunk once, whatever its number of occurrences."""
-    words = [list(chunk.encode("utf-8")) for chunk in dict.fromkeys(_split_reference(text))]
+    words = [list(chunk.encode("utf-8")) for chunk in dict.fromkeys(split_chunks(text))]
     merges = {}
     while len(merges) < vocab_size - 256:
         counts = {}
@@ -633,7 +606,7 @@ def _train_distinct_chunks(text: str, vocab_size: int) -> Merges:
 TRAIN_CHUNKED_MISTAKES = (
     Mistake("pairs counted across chunk boundaries",
             "your merges span chunks: count pairs inside each chunk separately (a list of ids per chunk) and add "
-            "the counts up; never join the chunks' ids into one list", _train_reference),
+            "the counts up; never join the chunks' ids into one list", train_bpe),
     Mistake("repeated chunks counted once",
             "a chunk that occurs n times contributes its pairs n times: keep the count of each distinct chunk "
             "(collections.Counter), not just a set of them", _train_distinct_chunks),
@@ -651,7 +624,7 @@ def _probe_train_chunked_hidden(fn) -> Outputs:
             "runs_out": _trained(fn, "ab ab", 300)}
 
 
-_pair("train_bpe_chunked", "train_bpe_chunked", _train_chunked_reference,
+_pair("train_bpe_chunked", "train_bpe_chunked", train_bpe_chunked,
       (_probe_train_chunked, _probe_train_chunked_hidden), (1, 1),
       "BPE training within split_chunks' chunks: no merge crosses a chunk boundary", TRAIN_CHUNKED_MISTAKES,
       {"runs_out": "when every chunk has become one token, no pair is left: stop and return the merges so far"})
@@ -660,14 +633,10 @@ _pair("train_bpe_chunked", "train_bpe_chunked", _train_chunked_reference,
 # ---- encode_chunked -------------------------------------------------------------------------------------------------
 
 
-def _encode_chunked_reference(text: str, merges: Merges) -> list[int]:
-    return [i for chunk in _split_reference(text) for i in encode_chunk(list(chunk.encode("utf-8")), merges)]
-
-
 ENCODE_CHUNKED_MISTAKES = (
     Mistake("merges applied across chunk boundaries",
             "encode each chunk of split_chunks(text) on its own and concatenate the results: a merge must never "
-            "join the end of one chunk to the start of the next", _encode_reference),
+            "join the end of one chunk to the start of the next", encode),
 )
 
 
@@ -688,7 +657,7 @@ def _probe_encode_chunked_hidden(fn) -> Outputs:
             "non_ascii": _encoded_chunked(fn, "café crème... brûlée!", _merges_of(TRAIN_TEXT, 300, True))}
 
 
-_pair("encode_chunked", "encode_chunked", _encode_chunked_reference,
+_pair("encode_chunked", "encode_chunked", encode_chunked,
       (_probe_encode_chunked, _probe_encode_chunked_hidden), (1, 1),
       "encode each chunk of split_chunks(text) with the merges, then concatenate", ENCODE_CHUNKED_MISTAKES,
       {"empty": "an empty text has no tokens: return []"})
@@ -697,31 +666,26 @@ _pair("encode_chunked", "encode_chunked", _encode_chunked_reference,
 # ---- encode_with_special ------------------------------------------------------------------------------------------
 
 
-def _encode_special_reference(text: str, merges: Merges, special_tokens: dict[str, int],
-                              allowed_special=frozenset()) -> list[int]:
-    return BPETokenizer(merges, special_tokens).encode(text, allowed_special=set(allowed_special))
-
-
 def _special_as_text(text, merges, special_tokens, allowed_special=frozenset()) -> list[int]:
-    return _encode_chunked_reference(text, merges)
+    return encode_chunked(text, merges)
 
 
 def _special_never_refused(text, merges, special_tokens, allowed_special=frozenset()) -> list[int]:
     allowed = {s: i for s, i in special_tokens.items() if s in allowed_special}
-    return BPETokenizer(merges, allowed).encode(text, allowed_special=set(allowed))
+    return encode_with_special(text, merges, allowed, allowed_special)
 
 
 def _special_allowed_ignored(text, merges, special_tokens, allowed_special=frozenset()) -> list[int]:
-    return BPETokenizer(merges, special_tokens).encode(text, allowed_special="all")
+    return encode_with_special(text, merges, special_tokens, allowed_special=special_tokens)
 
 
 def _special_dropped(text, merges, special_tokens, allowed_special=frozenset()) -> list[int]:
-    _encode_special_reference(text, merges, special_tokens, allowed_special)  # refuses what the reference refuses
+    encode_with_special(text, merges, special_tokens, allowed_special)  # refuses what the reference refuses
     allowed = sorted(set(allowed_special), key=len, reverse=True)
     if not allowed:
-        return _encode_chunked_reference(text, merges)
+        return encode_chunked(text, merges)
     parts = regex.split("|".join(regex.escape(s) for s in allowed), text)
-    return [i for part in parts for i in _encode_chunked_reference(part, merges)]
+    return [i for part in parts for i in encode_chunked(part, merges)]
 
 
 SPECIAL_MISTAKES = (
@@ -776,7 +740,7 @@ def _probe_special_hidden(fn) -> Outputs:
     }
 
 
-_pair("encode_with_special", "encode_with_special", _encode_special_reference,
+_pair("encode_with_special", "encode_with_special", encode_with_special,
       (_probe_special, _probe_special_hidden), (1, 1),
       "special tokens: allowed ones get their id, others in the text raise ValueError", SPECIAL_MISTAKES,
       {"allowed_ids": "an allowed special token becomes its single id from special_tokens",
