@@ -32,7 +32,7 @@ def step_times(model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: boo
     try:
         synchronize(device)
         start = time.perf_counter()
-        out = model.generate(prompt, new_tokens, greedy=True, use_cache=use_cache)
+        out = model.generate(prompt, new_tokens, temperature=0.0, use_cache=use_cache)
         synchronize(device)
         end = time.perf_counter()
     finally:
@@ -63,7 +63,7 @@ def main() -> None:
     prompt = torch.randint(config.vocab_size, (1, args.prompt_tokens), device=device)
     print(f"{model.num_params() / 1e6:.1f}M parameters on {device}, {torch.get_num_threads()} threads; "
           f"{args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, greedy")
-    model.generate(prompt, 4, greedy=True)  # warm-up
+    model.generate(prompt, 4, temperature=0.0)  # warm-up
 
     uncached, slow = step_times(model, prompt, args.new_tokens, use_cache=False)
     cached, fast = step_times(model, prompt, args.new_tokens, use_cache=True)

@@ -154,7 +154,7 @@ def evaluate(
     """Exact-match accuracy of ``model`` on every problem of ``split`` (default: the held-out test problems).
 
     The model is given the 2n prompt digits and asked for n+1 more, greedily (always the most likely digit), and an
-    answer counts only if every digit is right. ``model`` needs only ``generate(idx, max_new_tokens, greedy=True)``;
+    answer counts only if every digit is right. ``model`` needs only ``generate(idx, max_new_tokens, temperature=0.0)``;
     ``device`` defaults to the device of the model's parameters.
     """
     if device is None:
@@ -163,7 +163,7 @@ def evaluate(
     results = []
     for problems in task.splits[split].split(batch_size):
         prompts = task.render(problems)[:, : 2 * n].to(device)
-        answers = model.generate(prompts, n + 1, greedy=True)[:, 2 * n :].tolist()
+        answers = model.generate(prompts, n + 1, temperature=0.0)[:, 2 * n :].tolist()
         for problem_id, answer in zip(problems.tolist(), answers, strict=True):
             a, b = task.problem(problem_id)
             results.append(AdditionResult(a, b, predicted=task.decode_answer(answer), expected=a + b))

@@ -24,7 +24,6 @@ from torch.nn import functional as F
 
 from .config import GPTConfig
 from .hardware import peak_flops
-from .sampling import sample_next
 
 
 class LayerNorm(nn.Module):
@@ -40,11 +39,12 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
 
-class LayerKVCache:
-    """The keys and values one attention layer has computed for the positions seen so far.
+class KVCache:
+    """The keys and values one attention layer has computed for the positions seen so far (lesson 05).
 
     Generating token t+1 only needs the new token's query against the keys and values of positions 0..t, and
-    those never change (causality), so we keep them instead of recomputing the whole prefix every step.
+    those never change (causality), so we keep them instead of recomputing the whole prefix every step. A model's
+    cache is one ``KVCache`` per Block, a plain list: ``[KVCache() for _ in model.transformer.h]``.
     """
 
     def __init__(self) -> None:
@@ -52,26 +52,17 @@ class LayerKVCache:
         self.v: torch.Tensor | None = None
 
     def __len__(self) -> int:
+        """The number of positions stored."""
         return 0 if self.k is None else self.k.size(2)
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add the new positions' keys and values; return those of all positions so far."""
+        """Store the new positions' keys and values after the old ones (dim 2); return those of all positions."""
         if self.k is None:
             self.k, self.v = k, v
         else:
             self.k = torch.cat([self.k, k], dim=2)
             self.v = torch.cat([self.v, v], dim=2)
         return self.k, self.v
-
-
-class KVCache:
-    """One ``LayerKVCache`` per Block; ``len(cache)`` is the number of positions already processed."""
-
-    def __init__(self, n_layer: int) -> None:
-        self.layers = [LayerKVCache() for _ in range(n_layer)]
-
-    def __len__(self) -> int:
-        return len(self.layers[0])
 
 
 class CausalSelfAttention(nn.Module):
@@ -98,7 +89,7 @@ class CausalSelfAttention(nn.Module):
             raise ValueError(f"attention impl must be 'sdpa' or 'manual', not {impl!r}")
         self.impl = impl if hasattr(F, "scaled_dot_product_attention") else "manual"
 
-    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.size()  # batch, sequence length, embedding width
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         # (B, T, C) → (B, n_head, T, head_size): each head attends independently
@@ -162,7 +153,7 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: LayerKVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache)
         x = x + self.mlp(self.ln_2(x))
         return x
@@ -225,15 +216,16 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
-        kv_cache: KVCache | None = None,
+        caches: list[KVCache] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, vocab_size) for every position, and the mean cross-entropy against ``targets``
         (B, T) when given; target -1 means "no prediction here" and is left out of the mean.
 
-        With a ``kv_cache``, ``idx`` holds only the new tokens; they continue the positions in the cache.
+        With ``caches`` (one ``KVCache`` per Block), ``idx`` holds only the new tokens; they continue the positions
+        in the caches, and every cache ends up holding the old and the new positions.
         """
         B, T = idx.size()
-        past = len(kv_cache) if kv_cache is not None else 0
+        past = len(caches[0]) if caches is not None else 0
         if past + T > self.config.block_size:
             raise ValueError(
                 f"sequence of length {past + T} is longer than the model's block_size {self.config.block_size}: "
@@ -242,7 +234,7 @@ class GPT(nn.Module):
         pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for i, block in enumerate(self.transformer.h):
-            x = block(x, kv_cache.layers[i] if kv_cache is not None else None)
+            x = block(x, caches[i] if caches is not None else None)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)
         loss = None
@@ -251,7 +243,6 @@ class GPT(nn.Module):
             loss = F.cross_entropy(flat_logits, targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    @torch.no_grad()
     def generate(
         self,
         idx: torch.Tensor,
@@ -259,31 +250,20 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
-        greedy: bool = False,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
     ) -> torch.Tensor:
-        """Extend ``idx`` (B, T) by ``max_new_tokens`` tokens, each sampled from the last position's logits.
-
-        The context is cropped to the last ``block_size`` tokens. With ``use_cache`` each step feeds only the
-        newest token and reuses the cached keys and values; when the cache is full the window has to slide, which
-        shifts every position, so the cache is rebuilt from the cropped context (exactly what the uncached path
-        computes). See ``gpt_reference.sampling`` for temperature, top-k and top-p.
+        """Extend ``idx`` (B, T) by ``max_new_tokens`` tokens, each sampled from the last position's logits, in eval
+        mode. With ``use_cache`` this is lesson 05's ``generate_cached`` (each step feeds only the newest token and
+        reuses the cached keys and values), else its ``generate``. Temperature 0 is greedy; see
+        ``gpt_reference.sampling`` for temperature, top-k and top-p.
         """
+        from .sampling import generate, generate_cached  # here: sampling imports this module (for KVCache)
+
         was_training = self.training
         self.eval()
-        block_size = self.config.block_size
-        cache: KVCache | None = None
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                logits, _ = self(idx[:, -block_size:])
-            elif cache is None or len(cache) + 1 > block_size:
-                cache = KVCache(self.config.n_layer)
-                logits, _ = self(idx[:, -block_size:], kv_cache=cache)
-            else:
-                logits, _ = self(idx[:, -1:], kv_cache=cache)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, greedy, generator)
-            idx = torch.cat((idx, next_id), dim=1)
+        loop = generate_cached if use_cache else generate
+        idx = loop(self, idx, max_new_tokens, temperature, top_k, top_p, generator)
         self.train(was_training)
         return idx
 

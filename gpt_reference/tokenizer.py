@@ -77,11 +77,6 @@ class CharTokenizer:
         self.stoi: dict[str, int] = {c: i for i, c in enumerate(self.chars)}  # string to id
         self.itos: dict[int, str] = dict(enumerate(self.chars))  # id to string
 
-    @classmethod
-    def from_text(cls, text: str) -> CharTokenizer:
-        """``CharTokenizer(text)``; lesson 02's demo still calls it by this name."""
-        return cls(text)
-
     def encode(self, text: str) -> list[int]:
         """The ids of ``text``'s characters; a ValueError naming any character that is not in the vocabulary."""
         unknown = sorted(set(text) - self.stoi.keys())

@@ -76,8 +76,8 @@ class Oracle:
         self.task, self.wrong_when = task, wrong_when
         self.prompts_seen = []
 
-    def generate(self, idx, max_new_tokens, greedy=False, **kwargs):
-        assert greedy and max_new_tokens == self.task.n_digits + 1
+    def generate(self, idx, max_new_tokens, temperature=1.0, **kwargs):
+        assert temperature == 0 and max_new_tokens == self.task.n_digits + 1
         rows = []
         for prompt in idx.tolist():
             digits = self.task.decode(prompt)

@@ -3,9 +3,10 @@ makes it, other wrong answers fail with a message that helps, and checks leave t
 
 The mutants are written the way a learner would write them, independently of the variants in
 ``autograder/checks/generation.py``; the statistical ones draw real samples (``torch.multinomial`` with the
-generator) and must still be named. The last section checks the check module's own references against
-``gpt_reference``, and that the probes' greedy choices are never near ties, so that float rounding (cached or not,
-fused attention or not) cannot change a correct learner's tokens.
+generator) and must still be named. The last section checks the check module's own devices against ``gpt_reference``
+(the quantile sampler's frequencies, the probe model's forward, the variants' common base), and that the probes'
+greedy choices are never near ties, so that float rounding (cached or not, fused attention or not) cannot change a
+correct learner's tokens.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from torch.nn import functional as F
 
 from autograder import checks_for, get_check, run_check
 from autograder.checks import generation
-from autograder.core import run_probe
-from gpt_reference.model import GPT as ReferenceGPT
-from gpt_reference.model import LayerKVCache
+from autograder.core import ProbeError, run_probe
+from gpt_reference import sampling
+from gpt_reference.model import GPT, KVCache
 
 CHECKS = checks_for("05_generation")
 solution, test_solution_notebook_awards_every_check = solution_notebook_tests("05_generation", CHECKS)
@@ -275,9 +276,9 @@ ALTERNATIVES = {
     "top_k_logits": [top_k_scatter, top_k_sort, top_k_nanogpt, top_k_kthvalue],
     "top_p_logits": [top_p_hf, top_p_shifted, top_p_loop],
     "sample_next": [sample_multinomial, sample_inverse_cdf, sample_gumbel_max, sample_exponential_race,
-                    sample_powered_probs],
+                    sample_powered_probs, sampling.sample_next],
     "generate": [generate_nanogpt, generate_preallocated],
-    "KVCache": [ChunkCache, PreallocatedCache, LayerKVCache],
+    "KVCache": [ChunkCache, PreallocatedCache, KVCache],
     "forward_cached": [forward_cached_manual, forward_cached_sdpa],
     "generate_cached": [generate_cached_in_loop, generate_cached_prefill_first],
 }
@@ -412,13 +413,13 @@ def generate_model_once(model, idx, max_new_tokens, temperature=1.0, top_k=None,
     return idx
 
 
-class OverwritingCache(LayerKVCache):
+class OverwritingCache(KVCache):
     def append(self, k, v):
         self.k, self.v = k, v
         return self.k, self.v
 
 
-class PrependingCache(LayerKVCache):
+class PrependingCache(KVCache):
     def append(self, k, v):
         if self.k is not None:
             k, v = torch.cat([k, self.k], dim=2), torch.cat([v, self.v], dim=2)
@@ -618,7 +619,7 @@ class CacheWithoutLen:
         return self.k, self.v
 
 
-class CacheAppendReturnsNothing(LayerKVCache):
+class CacheAppendReturnsNothing(KVCache):
     def append(self, k, v):
         super().append(k, v)
 
@@ -733,60 +734,69 @@ def test_checks_leave_the_global_random_state_alone():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-# ---- the check module's own references, against gpt_reference ------------------------------------------------------
+# ---- the check module's own devices, against gpt_reference ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [generation._SMALL, generation._HIDDEN])
+def test_the_probe_model_computes_what_gpt_reference_computes(config):
+    """_ProbeGPT only instruments: its forward is GPT's, also past its advertised block_size and with caches."""
+    probe_model = generation._probe_model(config, 8, seed=1)
+    model = GPT(config).eval()
+    model.load_state_dict(probe_model.state_dict())
+    idx = generation._prompt(2, 12, config.vocab_size, seed=2)  # longer than the advertised 8 positions
+    torch.testing.assert_close(probe_model(idx)[0], model(idx)[0], atol=0, rtol=0)
+    assert probe_model.config.block_size == 8 and probe_model.calls == [(12, True)]
+    with pytest.raises(ProbeError, match="write the loop yourself"):
+        probe_model.generate(idx, 1)
+    caches = [KVCache() for _ in range(config.n_layer)]
+    pieces = [sampling.forward_cached(probe_model, idx[:, :9], caches),
+              sampling.forward_cached(probe_model, idx[:, 9:], caches)]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), model(idx)[0], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("config", [replace(generation._SMALL, block_size=16),
                                     replace(generation._HIDDEN, block_size=16)])
-def test_cached_forward_references_agree_with_the_full_forward(config):
+def test_the_cached_forward_variants_base_is_the_reference(config):
+    """_forward_cached_variant with nothing changed computes gpt_reference's forward, so that each mistake differs
+    from the reference by its one change."""
     model = generation._probe_model(config, 16, seed=1)
     idx = generation._prompt(2, 12, config.vocab_size, seed=2)
-    full = ReferenceGPT.forward(model, idx)[0]
-    for forward in (generation.forward_cached_reference, generation._forward_cached_variant):
-        caches = [LayerKVCache() for _ in range(config.n_layer)]
-        pieces = [forward(model, idx[:, :5], caches)]  # the prompt, then one token at a time, then a chunk
-        pieces += [forward(model, idx[:, t : t + 1], caches) for t in range(5, 8)]
-        pieces.append(forward(model, idx[:, 8:], caches))
-        torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=0)
-
-
-def ordinary_gpt(config, seed):
-    """A plain gpt_reference GPT with block_size 8 (a cache that grows past it raises), with a probe model's
-    weights, answering to ``forward_with_cache`` as the check's model does."""
-    config = replace(config, block_size=8)
-    model = ReferenceGPT(config).eval()
-    model.load_state_dict(generation._probe_model(config, 8, seed).state_dict())
-    model.forward_with_cache = model.forward
-    return model
+    full = model(idx)[0]
+    caches = [KVCache() for _ in range(config.n_layer)]
+    pieces = [generation._forward_cached_variant(model, idx[:, :5], caches)]  # the prompt, single tokens, a chunk
+    pieces += [generation._forward_cached_variant(model, idx[:, t : t + 1], caches) for t in range(5, 8)]
+    pieces.append(generation._forward_cached_variant(model, idx[:, 8:], caches))
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("config", [generation._SMALL, generation._HIDDEN])
 @pytest.mark.parametrize("settings", [{"temperature": 0.0}, {"temperature": 1.0, "top_k": 5, "top_p": 0.9}])
-def test_generation_references_agree_with_the_gpt_reference_loop(config, settings):
-    model = ordinary_gpt(config, seed=3)
+def test_the_loops_agree_on_the_probe_model(config, settings):
+    """On the probe model (block_size 8), with a window that slides: gpt_reference's generate and generate_cached,
+    and the generate variants' common base, give the same tokens."""
+    model = generation._probe_model(config, 8, seed=3)
     idx = generation._prompt(2, 6, config.vocab_size, seed=4)  # 6 + 12 tokens: the window slides
-    loops = [partial(ReferenceGPT.generate, model, use_cache=True),
-             partial(ReferenceGPT.generate, model, use_cache=False),
-             partial(generation.generate_cached_reference, model),
-             partial(generation._generate_cached_variant, model),
-             partial(generation.generate_reference, model)]
-    outputs = [loop(idx, 12, generator=torch.Generator().manual_seed(5), **settings) for loop in loops]
+    loops = [sampling.generate, sampling.generate_cached, generation._generate_variant]
+    outputs = [loop(model, idx, 12, generator=torch.Generator().manual_seed(5), **settings) for loop in loops]
     for out in outputs[1:]:
         assert torch.equal(out, outputs[0])
 
 
-def test_stratified_frequencies_are_the_probabilities():
-    logits = generation.filter_logits(torch.randn(1, 12, generator=torch.Generator().manual_seed(6)), top_k=9)
-    probs = F.softmax(logits, dim=-1)
+def test_quantile_draws_have_the_reference_probabilities_as_frequencies():
+    logits = torch.randn(1, 12, generator=torch.Generator().manual_seed(6))
+    settings = {"temperature": 0.7, "top_k": 9, "top_p": 0.95}
+    probs = sampling.next_token_probs(logits, **settings)
     n = generation.DRAWS
-    frequencies = torch.bincount(generation._stratified(probs.expand(n, -1))[:, 0], minlength=12).double() / n
+    draws = generation.sample_next_by_quantiles(logits.expand(n, -1), **settings)
+    frequencies = torch.bincount(draws[:, 0], minlength=12).double() / n
     assert (frequencies - probs[0]).abs().max() <= 1 / n
-    assert (frequencies[probs[0] == 0] == 0).all()
+    assert (frequencies[probs[0] == 0] == 0).all() and (probs[0] == 0).sum() >= 3
 
 
-def test_sample_next_reference_at_temperature_zero_is_the_argmax():
+def test_quantile_draws_at_temperature_zero_are_the_references_argmax():
     logits = torch.randn(5, 9, generator=torch.Generator().manual_seed(7))
-    assert torch.equal(generation.sample_next_reference(logits, temperature=0.0), logits.argmax(-1, keepdim=True))
+    assert torch.equal(generation.sample_next_by_quantiles(logits, temperature=0.0),
+                       sampling.sample_next(logits, temperature=0.0))
 
 
 def test_greedy_choices_on_the_generation_probes_are_never_near_ties():

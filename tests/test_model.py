@@ -7,7 +7,7 @@ import torch
 
 from gpt_reference.config import GPTConfig
 from gpt_reference.model import GPT, KVCache
-from gpt_reference.sampling import filter_logits, sample_next
+from gpt_reference.sampling import generate, generate_cached, sample_next, top_k_logits, top_p_logits
 
 SMALL = GPTConfig(block_size=16, vocab_size=37, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=True)
 
@@ -97,26 +97,38 @@ def test_kv_cache_forward_matches_full_forward(impl):
     model.set_attention_impl(impl)
     idx = torch.randint(0, 37, (2, 12))
     full, _ = model(idx)
-    cache = KVCache(model.config.n_layer)
-    first, _ = model(idx[:, :5], kv_cache=cache)  # a prefill ...
-    middle, _ = model(idx[:, 5:9], kv_cache=cache)  # ... a chunk of several new tokens (needs an offset mask) ...
-    steps = [model(idx[:, t : t + 1], kv_cache=cache)[0] for t in range(9, 12)]  # ... then one token at a time
+    caches = [KVCache() for _ in model.transformer.h]
+    first, _ = model(idx[:, :5], caches=caches)  # a prefill ...
+    middle, _ = model(idx[:, 5:9], caches=caches)  # ... a chunk of several new tokens (needs an offset mask) ...
+    steps = [model(idx[:, t : t + 1], caches=caches)[0] for t in range(9, 12)]  # ... then one token at a time
     torch.testing.assert_close(torch.cat([first, middle, *steps], dim=1), full, atol=1e-5, rtol=1e-5)
-    assert len(cache) == 12
+    assert [len(cache) for cache in caches] == [12, 12]
 
 
 def test_cached_generation_equals_uncached_past_the_block_size():
     model = small_model(seed=3)
     prompt = torch.randint(0, 37, (2, 5))
     # 30 new tokens with block_size 16: the window slides and the cache has to be rebuilt
-    cached = model.generate(prompt, 30, greedy=True, use_cache=True)
-    uncached = model.generate(prompt, 30, greedy=True, use_cache=False)
+    cached = model.generate(prompt, 30, temperature=0.0, use_cache=True)
+    uncached = model.generate(prompt, 30, temperature=0.0, use_cache=False)
     assert cached.shape == (2, 35)
     assert torch.equal(cached, uncached)
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     sampled_cached = model.generate(prompt, 20, temperature=1.0, top_k=10, generator=g1, use_cache=True)
     sampled_uncached = model.generate(prompt, 20, temperature=1.0, top_k=10, generator=g2, use_cache=False)
     assert torch.equal(sampled_cached, sampled_uncached)
+
+
+def test_gpt_generate_is_lessons_loops():
+    model = small_model(seed=4)
+    prompt = torch.randint(0, 37, (2, 5))
+    settings = dict(temperature=0.9, top_k=8, top_p=0.9)
+    runs = [model.generate(prompt, 20, generator=torch.Generator().manual_seed(1), use_cache=use_cache, **settings)
+            for use_cache in (True, False)]
+    runs += [loop(model, prompt, 20, generator=torch.Generator().manual_seed(1), **settings)
+             for loop in (generate_cached, generate)]
+    for run in runs[1:]:
+        assert torch.equal(run, runs[0])
 
 
 def test_generate_restores_training_mode():
@@ -147,23 +159,25 @@ def test_flops_per_token_matches_the_palm_formula():
 # ---- sampling ---------------------------------------------------------------------------------------------------
 
 
-def test_greedy_and_temperature_zero_pick_the_argmax():
+def test_temperature_zero_picks_the_argmax():
     logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 2.9]])
-    assert sample_next(logits, greedy=True).tolist() == [[1], [0]]
     assert sample_next(logits, temperature=0).tolist() == [[1], [0]]
+    with pytest.raises(ValueError):
+        sample_next(logits, temperature=-1.0)
 
 
 def test_top_k_keeps_exactly_k_tokens():
     logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
-    kept = torch.isfinite(filter_logits(logits, top_k=2))
+    kept = torch.isfinite(top_k_logits(logits, 2))
     assert kept.tolist() == [[False, True, False, True, False]]
+    assert torch.isfinite(top_k_logits(logits, 9)).all()  # k above the vocabulary size keeps every token
 
 
 def test_top_p_keeps_the_token_that_crosses_the_threshold():
     probs = torch.tensor([[0.05, 0.5, 0.15, 0.3]])
-    kept = torch.isfinite(filter_logits(probs.log(), top_p=0.9))
+    kept = torch.isfinite(top_p_logits(probs.log(), 0.9))
     assert kept.tolist() == [[False, True, True, True]]
-    kept = torch.isfinite(filter_logits(probs.log(), top_p=0.5))
+    kept = torch.isfinite(top_p_logits(probs.log(), 0.5))
     assert kept.tolist() == [[False, True, False, False]]
 
 
@@ -219,7 +233,7 @@ def test_from_pretrained_matches_hugging_face_logits_and_generations(hf_gpt2):
         hf_tokens = hf_model.generate(
             idx[:, :6], max_new_tokens=12, do_sample=False, pad_token_id=0, attention_mask=torch.ones(2, 6)
         )
-    assert torch.equal(ours.generate(idx[:, :6], 12, greedy=True), hf_tokens)
+    assert torch.equal(ours.generate(idx[:, :6], 12, temperature=0.0), hf_tokens)
 
 
 def test_from_pretrained_accepts_a_loaded_model(hf_gpt2):

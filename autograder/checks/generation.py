@@ -5,19 +5,28 @@ Every check has a visible half and a hidden half with other sizes and edge cases
 one plausible error in it; the tests make sure that on each probe no two mistakes, and no mistake and the reference,
 give the same outputs.
 
+The references are ``gpt_reference``'s own objects, by the lesson's names (``gpt_reference.sampling.top_k_logits``,
+``…top_p_logits``, ``…generate``, ``…forward_cached``, ``…generate_cached``, ``gpt_reference.model.KVCache``), with one
+judging device for ``sample_next``, below.
+
 Sampling is checked statistically. The probe asks the learner's ``sample_next`` for N = 10,000 draws from one
 distribution (N identical rows) and reports the frequency of every token, and whether any draw fell outside the tokens
-that top-k / top-p allow. The judge's reference and the mistakes draw *stratified*: row j takes the token at quantile
-(j + ½)/N of the cumulative distribution, so their frequencies are the filtered softmax itself, to within 1/N. A
-correct learner's frequencies are off by sampling noise only, at most √(p(1-p)/N) ≤ 0.005 (one standard deviation),
-and the tolerance is atol 0.025 (five of them); every mistake is more than 0.05 away somewhere. Whether any draw fell
-outside the allowed tokens is a flag, compared exactly: one such draw in 10,000 fails the check.
+that top-k / top-p allow. Judged against the reference's own random draws, a correct learner's frequencies would be
+off by the noise of two samples; so the judge's stand-in for ``gpt_reference.sampling.sample_next``,
+``sample_next_by_quantiles``, is the reference with its one random step replaced: the same greedy path and the same
+distribution (``gpt_reference.sampling.next_token_probs``, temperature, top-k, top-p, softmax), drawn *stratified*:
+row j takes the token at quantile (j + ½)/N of the cumulative distribution, so the frequencies are the reference's
+probabilities themselves, to within 1/N. (The tests run the real ``sample_next`` through the check too.) A correct
+learner's frequencies are off by sampling noise only, at most √(p(1-p)/N) ≤ 0.005 (one standard deviation), and the
+tolerance is atol 0.025 (five of them); every mistake is more than 0.05 away somewhere. Whether any draw fell outside
+the allowed tokens is a flag, compared exactly: one such draw in 10,000 fails the check.
 
 Generation is checked on the reference GPT at a tiny size, with weights drawn large (N(0, 0.5)) so that the greedy
-choice is never a near tie, built inside ``fork_rng``. The model tells the check what the learner's loop did with it:
-every pass through the token embedding records its context length and whether gradients were on. It has more
-position rows than its ``config.block_size`` says, so that a loop that forgets to crop, or a cache that grows past the
-window, gives wrong tokens (and a name) rather than an IndexError. It has no ``generate`` of its own to call.
+choice is never a near tie, built inside ``fork_rng``. The model is instrumented, not rewritten (``_ProbeGPT``): a
+hook on the token embedding records, for every pass, the context length and whether gradients were on. Its position
+table has more rows than its ``config.block_size`` says, and its forward lets them all be used, so that a loop that
+forgets to crop, or a cache that grows past the window, gives wrong tokens (and a name) rather than an error. It has
+no ``generate`` of its own to call.
 
 Tolerances (float32, stated in the lesson): filtered logits atol 1e-6, rtol 1e-5; frequencies atol 0.025; token ids
 and counts exactly; the cached forward's logits atol 1e-4, rtol 1e-3, as for the full model in lesson 03.
@@ -28,6 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,9 +45,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from gpt_reference.config import GPTConfig
-from gpt_reference.model import GPT as ReferenceGPT
-from gpt_reference.model import KVCache, LayerKVCache
-from gpt_reference.sampling import filter_logits, sample_next
+from gpt_reference.model import GPT, KVCache
+from gpt_reference.sampling import (
+    forward_cached,
+    generate,
+    generate_cached,
+    next_token_probs,
+    sample_next,
+    top_k_logits,
+    top_p_logits,
+)
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
 from ..probes import flag, register_pair, seeded_randn
@@ -53,10 +70,6 @@ _pair = partial(register_pair, "generation", LESSON, tolerance=FILTER_TOLERANCE)
 
 
 # ---- top-k ----------------------------------------------------------------------------------------------------------
-
-
-def top_k_reference(logits: torch.Tensor, k: int) -> torch.Tensor:
-    return filter_logits(logits, top_k=k)
 
 
 def _kth_largest_threshold(logits: torch.Tensor, k: int, keep_threshold: bool, fill: float = -math.inf) -> torch.Tensor:
@@ -88,7 +101,7 @@ TOP_K_MISTAKES = (
             "softmax: set the dropped logits to -inf (`float('-inf')`)",
             lambda logits, k: _kth_largest_threshold(logits, k, keep_threshold=True, fill=0.0)),
     Mistake("returns probabilities, not logits", "return the filtered *logits* (-inf for dropped tokens); the softmax "
-            "comes later, in sample_next", lambda logits, k: F.softmax(top_k_reference(logits, k), dim=-1)),
+            "comes later, in sample_next", lambda logits, k: F.softmax(top_k_logits(logits, k), dim=-1)),
     Mistake("changes the caller's logits in place", "the caller may still need its logits: work on a copy "
             "(`logits.clone()`, or `masked_fill` which returns a new tensor)", _top_k_in_place),
     Mistake("one threshold for the whole batch", "each row is its own distribution: take the k-th largest along the "
@@ -131,7 +144,7 @@ def _probe_top_k_hidden(fn) -> Outputs:
     })  # fmt: skip
 
 
-_pair("top_k_logits", "top_k_logits", top_k_reference, (_probe_top_k, _probe_top_k_hidden), (1, 1),
+_pair("top_k_logits", "top_k_logits", top_k_logits, (_probe_top_k, _probe_top_k_hidden), (1, 1),
       "top_k_logits(logits, k): keep each row's k largest logits, set the others to -inf", TOP_K_MISTAKES,
       {**_FILTER_HINTS, "k1": "k = 1 keeps only the largest logit of each row",
        "k_above_vocab": "a k at or above the vocabulary size keeps every token (clamp k before torch.topk)",
@@ -139,10 +152,6 @@ _pair("top_k_logits", "top_k_logits", top_k_reference, (_probe_top_k, _probe_top
 
 
 # ---- top-p ----------------------------------------------------------------------------------------------------------
-
-
-def top_p_reference(logits: torch.Tensor, p: float) -> torch.Tensor:
-    return filter_logits(logits, top_p=p)
 
 
 def _top_p_variant(logits: torch.Tensor, p: float, *, keep_crossing: bool = True, sort: bool = True,
@@ -199,7 +208,7 @@ def _probe_top_p_hidden(fn) -> Outputs:
     })  # fmt: skip
 
 
-_pair("top_p_logits", "top_p_logits", top_p_reference, (_probe_top_p, _probe_top_p_hidden), (2, 1),
+_pair("top_p_logits", "top_p_logits", top_p_logits, (_probe_top_p, _probe_top_p_hidden), (2, 1),
       "top_p_logits(logits, p): keep the smallest set of most likely tokens whose probability reaches p",
       TOP_P_MISTAKES,
       {**_FILTER_HINTS,
@@ -221,41 +230,60 @@ def _stratified(probs: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, quantiles).clamp_max(probs.size(-1) - 1)
 
 
-def _sampler(temperature_mode: str = "divide", order: str = "temperature,top_k,top_p", always_argmax: bool = False):
-    """The reference sampler (stratified) with the steps in ``order`` and temperature applied as ``temperature_mode``
-    ("divide", "multiply", "ignore"): the reference and its mistakes."""
+def _by_quantiles(distribution: Callable[[torch.Tensor, float, int | None, float | None], torch.Tensor]):
+    """A sample_next that draws stratified from ``distribution(logits, temperature, top_k, top_p)``, and takes
+    gpt_reference's greedy path at temperature 0."""
 
     def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        if temperature == 0 or always_argmax:
-            return logits.argmax(dim=-1, keepdim=True)
-        z = logits.double()
-        for step in order.split(","):
-            if step == "temperature":
-                z = {"divide": z / temperature, "multiply": z * temperature, "ignore": z}[temperature_mode]
-            elif step == "top_k" and top_k is not None:
-                z = filter_logits(z, top_k=top_k)
-            elif step == "top_p" and top_p is not None:
-                z = filter_logits(z, top_p=top_p)
-        return _stratified(F.softmax(z, dim=-1))
+        if temperature == 0:
+            return sample_next(logits, temperature=0.0)
+        return _stratified(distribution(logits.double(), temperature, top_k, top_p))
 
     return sample
 
 
-sample_next_reference = _sampler()
+# The judge's stand-in for gpt_reference.sampling.sample_next (see the module's docstring): the reference's greedy path
+# and its distribution, next_token_probs, drawn by quantiles instead of torch.multinomial.
+sample_next_by_quantiles = _by_quantiles(next_token_probs)
+
+
+def _misordered(order: tuple[str, ...]):
+    """The filtered softmax with its steps (temperature, top_k, top_p) in another ``order``."""
+
+    def distribution(z: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+        for step in order:
+            if step == "temperature":
+                z = z / temperature
+            elif step == "top_k" and top_k is not None:
+                z = top_k_logits(z, top_k)
+            elif step == "top_p" and top_p is not None:
+                z = top_p_logits(z, top_p)
+        return F.softmax(z, dim=-1)
+
+    return distribution
+
+
+def _always_argmax(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                   top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    return sample_next(logits, temperature=0.0)
+
 
 SAMPLE_MISTAKES = (
     Mistake("temperature applied after the softmax", "dividing probabilities by T changes nothing once they are "
-            "renormalised: divide the *logits* by the temperature, then softmax", _sampler(temperature_mode="ignore")),
+            "renormalised: divide the *logits* by the temperature, then softmax",
+            _by_quantiles(lambda z, temperature, top_k, top_p: next_token_probs(z, 1.0, top_k, top_p))),
     Mistake("logits multiplied by the temperature", "a low temperature must sharpen the distribution: divide the "
-            "logits by T (T < 1 makes them larger)", _sampler(temperature_mode="multiply")),
+            "logits by T (T < 1 makes them larger)",
+            _by_quantiles(lambda z, temperature, top_k, top_p: next_token_probs(z, 1 / temperature, top_k, top_p))),
     Mistake("top-p applied before the temperature", "the nucleus is measured on the distribution you sample from: "
-            "divide by the temperature first, then top-k, then top-p", _sampler(order="top_k,top_p,temperature")),
+            "divide by the temperature first, then top-k, then top-p",
+            _by_quantiles(_misordered(("top_k", "top_p", "temperature")))),
     Mistake("top-p applied before top-k", "the order is temperature, top-k, then top-p: the nucleus is taken among "
-            "the k tokens left, renormalised", _sampler(order="temperature,top_p,top_k")),
+            "the k tokens left, renormalised", _by_quantiles(_misordered(("temperature", "top_p", "top_k")))),
     Mistake("always the most likely token", "with temperature > 0, *draw* from the distribution "
             "(`torch.multinomial(probs, 1, generator=generator)`); only temperature 0 means argmax",
-            _sampler(always_argmax=True)),
+            _always_argmax),
 )
 
 # The distributions sampled from; their order is shuffled, so that a filter that forgets to sort shows.
@@ -288,8 +316,8 @@ def _sample_parts(fn, logits: torch.Tensor, cases: dict[str, dict[str, Any]], gr
     with torch.random.fork_rng(devices=[]):
         for i, (part, settings) in enumerate(cases.items()):
             ids = _draws(fn, logits, DRAWS, seed + i, settings)
-            z = logits[None] / settings.get("temperature", 1.0)
-            allowed = torch.isfinite(filter_logits(z, settings.get("top_k"), settings.get("top_p")))[0]
+            allowed = next_token_probs(logits[None], settings.get("temperature", 1.0), settings.get("top_k"),
+                                       settings.get("top_p"))[0] > 0
             out[f"freq_{part}"] = torch.bincount(ids, minlength=logits.numel()).double() / DRAWS
             out[f"outside_{part}"] = flag((~allowed[ids]).any())
         try:
@@ -337,7 +365,7 @@ for _part in ("top_p0.75", "t1.3_top_p0.6"):
 for _part in ("t0.5", "t2", "t0.7"):
     _SAMPLE_HINTS[f"freq_{_part}"] = "the frequencies with a temperature are off: divide the logits by it"
 
-_pair("sample_next", "sample_next", sample_next_reference, (_probe_sample, _probe_sample_hidden), (2, 1),
+_pair("sample_next", "sample_next", sample_next_by_quantiles, (_probe_sample, _probe_sample_hidden), (2, 1),
       "sample_next(logits, temperature, top_k, top_p, generator): one draw per row from the filtered softmax",
       SAMPLE_MISTAKES, _SAMPLE_HINTS, tolerance=FREQUENCY_TOLERANCE)
 
@@ -345,17 +373,17 @@ _pair("sample_next", "sample_next", sample_next_reference, (_probe_sample, _prob
 # ---- the model the generation checks run ----------------------------------------------------------------------------
 
 
-class _ProbeGPT(ReferenceGPT):
-    """The reference GPT as the generation checks hand it to the learner.
+class _ProbeGPT(GPT):
+    """The reference GPT as the generation checks hand it to the learner: instrumented, not rewritten.
 
-    ``config.block_size`` says ``block_size``; the position table has more rows, so that a loop that forgets to crop
-    (or a cache that grows past the window) computes wrong tokens instead of failing with an IndexError. ``calls``
-    records, for every pass through the token embedding, the number of positions and whether gradients were on.
+    ``config.block_size`` says ``block_size``; the position table keeps the rows of the config it was built with
+    (more), and ``forward`` lets them all be used, so that a loop that forgets to crop (or a cache that grows past the
+    window) computes wrong tokens instead of failing on GPT's length check. ``calls`` records, for every pass through
+    the token embedding, the number of positions and whether gradients were on.
     """
 
     def __init__(self, config: GPTConfig, block_size: int) -> None:
         super().__init__(config)
-        self._rows_config = config
         self.config = replace(config, block_size=block_size)
         self.calls: list[tuple[int, bool]] = []
         self.transformer.wte.register_forward_hook(self._record)
@@ -363,15 +391,12 @@ class _ProbeGPT(ReferenceGPT):
     def _record(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         self.calls.append((inputs[0].size(-1), torch.is_grad_enabled()))
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        return self.forward_with_cache(idx, targets)
-
-    def forward_with_cache(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                           kv_cache: KVCache | None = None):
-        """The reference forward, allowed to use every position row (for the references and their mistakes)."""
-        advertised, self.config = self.config, self._rows_config
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, caches: list[KVCache] | None = None):
+        """GPT.forward, with its length limit lifted to the position rows for the duration of the call."""
+        advertised = self.config
+        self.config = replace(advertised, block_size=self.transformer.wpe.num_embeddings)
         try:
-            return ReferenceGPT.forward(self, idx, targets, kv_cache)
+            return super().forward(idx, targets, caches=caches)
         finally:
             self.config = advertised
 
@@ -416,13 +441,6 @@ def _tokens(fn, name: str, model: _ProbeGPT, prompt: torch.Tensor, new: int, set
 
 
 @torch.no_grad()
-def generate_reference(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                       top_k: int | None = None, top_p: float | None = None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    return _generate_variant(model, idx, max_new_tokens, temperature, top_k, top_p, generator)
-
-
-@torch.no_grad()
 def _generate_variant(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None, *,
                       context: str = "crop", position: str = "last", once: bool = False) -> torch.Tensor:
     block_size = model.config.block_size
@@ -430,7 +448,7 @@ def _generate_variant(model, idx, max_new_tokens, temperature=1.0, top_k=None, t
     logits = None
     for _ in range(max_new_tokens):
         if logits is None or not once:
-            logits, _ = model.forward_with_cache(idx if crop is None else idx[:, -crop:])
+            logits, _ = model(idx if crop is None else idx[:, -crop:])
         if position == "all":  # every position's next token appended
             B, T, V = logits.shape
             next_ids = sample_next(logits.reshape(B * T, V), temperature, top_k, top_p, generator=generator)
@@ -515,7 +533,7 @@ _GENERATE_HINTS = {
     "zero_new_tokens": "max_new_tokens = 0 returns the prompt as it is",
 }
 
-_pair("generate", "generate", generate_reference, (_probe_generate, _probe_generate_hidden), (2, 1),
+_pair("generate", "generate", generate, (_probe_generate, _probe_generate_hidden), (2, 1),
       "generate(model, idx, max_new_tokens, ...): crop to block_size, sample from the last position, append",
       GENERATE_MISTAKES, _GENERATE_HINTS, tolerance=EXACT)
 
@@ -523,8 +541,8 @@ _pair("generate", "generate", generate_reference, (_probe_generate, _probe_gener
 # ---- the KV cache ---------------------------------------------------------------------------------------------------
 
 
-class _CacheVariant(LayerKVCache):
-    """LayerKVCache with one thing done differently (``how``)."""
+class _CacheVariant(KVCache):
+    """KVCache with one thing done differently (``how``)."""
 
     def __init__(self, how: str) -> None:
         super().__init__()
@@ -594,7 +612,7 @@ def _probe_cache_hidden(cls) -> Outputs:
     return _cache_parts(cls, (1, 2, 5), (1, 1, 4, 1, 2), seed=590, two=True)
 
 
-_pair("kv_cache", "KVCache", LayerKVCache, (_probe_cache, _probe_cache_hidden), (1, 1),
+_pair("kv_cache", "KVCache", KVCache, (_probe_cache, _probe_cache_hidden), (1, 1),
       "KVCache: append(k, v) stores keys and values along the time axis and returns all so far; len() = positions",
       CACHE_MISTAKES,
       {"lengths": "len(cache) is the number of positions stored: 0 when empty",
@@ -604,15 +622,8 @@ _pair("kv_cache", "KVCache", LayerKVCache, (_probe_cache, _probe_cache_hidden), 
 # ---- forward_cached -----------------------------------------------------------------------------------------------
 
 
-def forward_cached_reference(model: _ProbeGPT, idx: torch.Tensor, caches: list[LayerKVCache]) -> torch.Tensor:
-    cache = KVCache(len(caches))
-    cache.layers = caches
-    with torch.no_grad():
-        return model.forward_with_cache(idx, kv_cache=cache)[0]
-
-
 @torch.no_grad()
-def _forward_cached_variant(model: nn.Module, idx: torch.Tensor, caches: list[LayerKVCache], *,
+def _forward_cached_variant(model: nn.Module, idx: torch.Tensor, caches: list[KVCache], *,
                             positions: str = "continue", attend: str = "all", mask: str = "offset") -> torch.Tensor:
     """The cached forward pass spelled out, with one step done differently."""
     B, T = idx.shape
@@ -665,7 +676,7 @@ FORWARD_MISTAKES = (
 def _forward_parts(fn, config: GPTConfig, seed: int, batch: int, prefill: int, steps: int, chunk: int) -> Outputs:
     model = _probe_model(config, config.block_size, seed)
     idx = _prompt(batch, prefill + steps + chunk, config.vocab_size, seed + 1)
-    caches = [LayerKVCache() for _ in range(config.n_layer)]
+    caches = [KVCache() for _ in range(config.n_layer)]
 
     def call(part: torch.Tensor) -> torch.Tensor:
         what = f"forward_cached(model, idx of shape {tuple(part.shape)}, caches)"
@@ -691,7 +702,7 @@ def _probe_forward_hidden(fn) -> Outputs:
     return _forward_parts(fn, replace(_HIDDEN, block_size=12), 610, batch=1, prefill=3, steps=3, chunk=4)
 
 
-_pair("forward_cached", "forward_cached", forward_cached_reference, (_probe_forward, _probe_forward_hidden), (2, 1),
+_pair("forward_cached", "forward_cached", forward_cached, (_probe_forward, _probe_forward_hidden), (2, 1),
       "forward_cached(model, idx, caches): logits of the new tokens, reusing and extending the caches",
       FORWARD_MISTAKES,
       {"prefill": "the first call (empty caches, several tokens) is an ordinary causal forward pass",
@@ -705,36 +716,28 @@ _pair("forward_cached", "forward_cached", forward_cached_reference, (_probe_forw
 
 
 @torch.no_grad()
-def generate_cached_reference(model: _ProbeGPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                              top_k: int | None = None, top_p: float | None = None,
-                              generator: torch.Generator | None = None) -> torch.Tensor:
-    return _generate_cached_variant(model, idx, max_new_tokens, temperature, top_k, top_p, generator)
-
-
-@torch.no_grad()
 def _generate_cached_variant(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None, *,
-                             slide: str = "rebuild") -> torch.Tensor:
+                             slide: str) -> torch.Tensor:
+    """generate_cached whose window, once the caches are full, slides the wrong way: ``"never"`` (the caches grow past
+    block_size) or ``"empty"`` (new caches holding the newest token only)."""
     block_size = model.config.block_size
-    cache = None
+    caches = None
     for _ in range(max_new_tokens):
-        if slide == "uncached":
-            logits, _ = model.forward_with_cache(idx[:, -block_size:])
-        elif cache is None or (len(cache) + 1 > block_size and slide == "rebuild"):
-            cache = KVCache(model.config.n_layer)
-            logits, _ = model.forward_with_cache(idx[:, -block_size:], kv_cache=cache)
-        elif len(cache) + 1 > block_size and slide == "empty":
-            cache = KVCache(model.config.n_layer)
-            logits, _ = model.forward_with_cache(idx[:, -1:], kv_cache=cache)
-        else:  # also slide == "never": the cache grows past the window
-            logits, _ = model.forward_with_cache(idx[:, -1:], kv_cache=cache)
+        if caches is None:
+            caches = [KVCache() for _ in model.transformer.h]
+            logits = forward_cached(model, idx[:, -block_size:], caches)
+        elif len(caches[0]) >= block_size and slide == "empty":
+            caches = [KVCache() for _ in model.transformer.h]
+            logits = forward_cached(model, idx[:, -1:], caches)
+        else:
+            logits = forward_cached(model, idx[:, -1:], caches)
         idx = torch.cat((idx, sample_next(logits[:, -1, :], temperature, top_k, top_p, generator=generator)), dim=1)
     return idx
 
 
 GENERATE_CACHED_MISTAKES = (
     Mistake("the cache is not used (the whole context every step)", "after the prompt, feed only the newest token "
-            "to forward_cached: the cache holds the keys and values of everything before it",
-            partial(_generate_cached_variant, slide="uncached")),
+            "to forward_cached: the cache holds the keys and values of everything before it", generate),
     Mistake("the cache grows past block_size", "when the cache already holds block_size positions, the window must "
             "slide: start new caches and run the last block_size tokens through forward_cached (as generate crops)",
             partial(_generate_cached_variant, slide="never")),
@@ -770,7 +773,7 @@ def _probe_generate_cached_hidden(fn) -> Outputs:
     return out
 
 
-_pair("generate_cached", "generate_cached", generate_cached_reference,
+_pair("generate_cached", "generate_cached", generate_cached,
       (_probe_generate_cached, _probe_generate_cached_hidden), (2, 1),
       "generate_cached(model, idx, max_new_tokens, ...): the same tokens as generate, one new token per step",
       GENERATE_CACHED_MISTAKES,
