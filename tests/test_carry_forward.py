@@ -50,3 +50,15 @@ def test_lesson_04_runs_on_the_references_parts_next_to_a_blank_lesson_03(tmp_pa
                                   for name in ANSWER_KEY["03_gpt_block"]]  # fmt: skip
     assert "saved shakespeare_char.pt" in printed[-1]
     assert (tmp_path / "04_training" / "shakespeare_char.pt").exists()
+
+
+def test_lesson_05_samples_from_the_learners_gpt_trained_on_the_spot_when_lesson_04s_model_is_missing(
+    tmp_path: Path, kernel_environment
+) -> None:
+    for lesson in ("02_attention", "03_gpt_block", "05_generation"):
+        shutil.copytree(ROOT / "solutions" / lesson, tmp_path / lesson)
+    printed = execute(tmp_path / "05_generation" / "05_generation.ipynb")
+    assert printed[0] == "03_gpt_block: using yours for 7 of 7 objects (they pass their checks)\n"
+    shakespeare = next(text for text in printed if "shakespeare_char.pt" in text)
+    assert "shakespeare_char.pt not found: trained a small model for 20 steps instead" in shakespeare
+    assert "skipped: GPT2_WEIGHTS=" in printed[-1]

@@ -201,3 +201,27 @@ def test_a_failing_lesson_02_attention_is_replaced_inside_lesson_03(tmp_path: Pa
     gpt_block = yours("03_gpt_block", course=tmp_path)
     assert gpt_block.whose["Block"] == "yours"
     assert gpt_block.Block.__init__.__globals__["CausalSelfAttention"] is CausalSelfAttention
+
+
+def test_lesson_04s_saved_model_loads_into_the_learners_gpt_and_the_references(tmp_path: Path) -> None:
+    """Lesson 04 saves a state dict with its config; lesson 05 loads it into yours("03_gpt_block").GPT, which is the
+    learner's class or the reference's, whichever trained it."""
+    import dataclasses
+
+    from gpt_reference.config import GPTConfig
+    from gpt_reference.model import GPT as ReferenceGPT
+
+    for lesson in ("02_attention", "03_gpt_block"):
+        shutil.copytree(ROOT / "solutions" / lesson, tmp_path / lesson)
+    LearnersGPT = yours("03_gpt_block", course=tmp_path).GPT
+    config = GPTConfig(block_size=16, vocab_size=13, n_layer=2, n_head=2, n_embd=8, dropout=0.0, bias=False)
+    ids = torch.randint(13, (2, 16))
+    for saver, loader in [(LearnersGPT, ReferenceGPT), (ReferenceGPT, LearnersGPT)]:
+        trained = saver(config).eval()
+        path = tmp_path / "shakespeare_char.pt"
+        torch.save({"model": trained.state_dict(), "config": dataclasses.asdict(config), "chars": list("ab")}, path)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = loader(GPTConfig(**saved["config"])).eval()
+        model.load_state_dict(saved["model"])  # strict: the same names, nothing missing, nothing extra
+        with torch.no_grad():
+            assert torch.allclose(model(ids)[0], trained(ids)[0], atol=1e-5)
