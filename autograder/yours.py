@@ -50,7 +50,7 @@ class Carried:
     ``carried.GPT`` is the object; ``whose["GPT"]`` is ``"yours"`` or ``"the reference's"``; ``status["GPT"]`` says
     why, in a few words: ``"passes its 4 checks"``, ``"yours fails gpt_block.init"``, ``"yours is not implemented
     yet"``, ``"03_gpt_block not found"``. ``lines()`` gives one ``"GPT: yours — passes its 4 checks"`` per object.
-    ``mine`` holds the learner's objects; the reference's are imported from the answer key when first asked for.
+    ``mine`` holds the learner's objects; the reference's are imported from the answer key when asked for.
     """
 
     lesson: str
