@@ -9,7 +9,10 @@ writes its result back by addition. Attention is causal: position t only looks a
 pass trains all T next-token predictions at once without any of them seeing its answer.
 
 The module and parameter names follow GPT-2 (``c_attn``, ``c_proj``, ``c_fc``, ``ln_1`` …) so that OpenAI's
-weights, as published on Hugging Face, load with nothing more than a transpose (see ``from_hf_state_dict``).
+weights, as published on Hugging Face, load with nothing more than a transpose (see ``load_hf_state_dict``).
+
+The free functions are the ones lessons 02 and 03 have you write (``causal_mask``, ``scaled_dot_product_attention``,
+``gelu``, ``count_params``, ``load_hf_state_dict``), and the modules are built from them.
 
 References: OpenAI's GPT-2 code (tensorflow), Hugging Face's ``modeling_gpt2.py``, Karpathy's nanoGPT.
 """
@@ -65,12 +68,58 @@ class KVCache:
         return self.k, self.v
 
 
+def average_past(x: torch.Tensor) -> torch.Tensor:
+    """For x (B, T, C), position t of the output is the mean of x[:, 0], …, x[:, t]: the "bag of words" of the past.
+
+    This is where attention starts (lesson 02's first step): each position takes a weighted mean of the positions up
+    to itself, computed as one matmul with a (T, T) lower-triangular weight matrix whose row t holds 1/(t+1) in
+    columns 0..t. Attention keeps that shape and learns the weights instead: a softmax over masked scores, which gives
+    back exactly these equal weights when every score is the same. The GPT itself does not call it.
+    """
+    T = x.size(1)
+    weights = torch.ones(T, T, dtype=x.dtype, device=x.device).tril()
+    weights = weights / weights.sum(dim=1, keepdim=True)  # row t: 1/(t+1) in columns 0..t
+    return weights @ x  # (T, T) @ (B, T, C) → (B, T, C)
+
+
+def causal_mask(T: int) -> torch.Tensor:
+    """(T, T) bool mask, True where query position t may attend to key position s, i.e. where s ≤ t.
+
+    True means "may attend", as for ``F.scaled_dot_product_attention`` (``nn.MultiheadAttention``'s bool masks mean
+    the opposite). The diagonal is allowed: position 0 has nothing else to attend to.
+    """
+    return torch.ones(T, T, dtype=torch.bool).tril()
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *, dropout_p: float = 0.0
+) -> torch.Tensor:
+    """softmax(q kᵀ / √d, blocked scores set to -inf) v: each query takes a weighted mean of the values, weighted by
+    how well it matches each key.
+
+    q: (B, H, T_q, D); k, v: (B, H, T_k, D); mask: bool, broadcastable to (B, H, T_q, T_k), True = may attend.
+    Returns (B, H, T_q, D). The scores are divided by √d because q·k sums d products: with unit-variance entries its
+    variance is d, and unscaled scores would make the softmax nearly one-hot as heads grow wider. Blocked scores
+    become -inf before the softmax, so that their weights are exactly 0 and the allowed ones still sum to 1.
+    ``dropout_p`` drops attention weights (in training), like the argument of PyTorch's fused
+    ``F.scaled_dot_product_attention``, which computes the same thing in one kernel.
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))  # (B, H, T_q, T_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # over the keys, for each query
+    if dropout_p > 0:
+        weights = F.dropout(weights, dropout_p)
+    return weights @ v
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with the heads computed together in one batched matmul.
 
     ``impl`` selects how the attention itself is computed: ``"sdpa"`` calls PyTorch's fused
-    ``scaled_dot_product_attention`` (flash attention on GPUs that support it); ``"manual"`` spells out
-    softmax(q kᵀ / √d + mask) v, for teaching and for checking the fused kernel.
+    ``F.scaled_dot_product_attention`` (flash attention on GPUs that support it); ``"manual"`` calls the
+    ``scaled_dot_product_attention`` and ``causal_mask`` above, lesson 02's attention, for teaching and for checking
+    the fused kernel.
     """
 
     def __init__(self, config: GPTConfig, impl: str = "sdpa") -> None:
@@ -80,14 +129,13 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         # the output projection, which mixes the heads back into the residual stream
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head = config.n_head
         self.n_embd = config.n_embd
-        self.dropout = config.dropout
+        self.dropout = config.dropout  # on the attention weights, inside either impl
         if impl not in ("sdpa", "manual"):
             raise ValueError(f"attention impl must be 'sdpa' or 'manual', not {impl!r}")
-        self.impl = impl if hasattr(F, "scaled_dot_product_attention") else "manual"
+        self.impl = impl
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.size()  # batch, sequence length, embedding width
@@ -100,27 +148,31 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             past = len(cache)
             k, v = cache.append(k, v)
-        # Query i sits at absolute position past + i and may attend to keys 0 .. past + i. With no past that is
-        # the usual lower-triangular mask; a single new query may attend to everything, so needs no mask.
-        mask = None
-        if past > 0 and T > 1:
-            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        is_causal = past == 0 and T > 1
+        # Query i sits at absolute position past + i and may attend to keys 0 .. past + i: the last T rows of the
+        # causal mask over all past + T positions. With no past the fused kernel builds that mask itself
+        # (is_causal); a single new query may attend to everything, so needs no mask.
+        is_causal = self.impl == "sdpa" and past == 0 and T > 1
+        mask = None if is_causal or T == 1 else causal_mask(past + T)[past:].to(x.device)
         dropout_p = self.dropout if self.training else 0.0
 
         if self.impl == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
         else:
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-            if is_causal:
-                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-            if mask is not None:
-                att = att.masked_fill(~mask, float("-inf"))
-            att = F.softmax(att, dim=-1)
-            att = self.attn_dropout(att)
-            y = att @ v
+            y = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's GELU, the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise.
+
+    GELU weighs x by Φ(x), the probability that a standard normal draw is below it: a smooth ReLU that lets small
+    negative inputs through a little. GPT-2 used this tanh approximation of x·Φ(x) (Hugging Face calls it
+    "gelu_new"); the exact erf form differs by up to ~1e-3 and would not reproduce GPT-2's logits.
+    """
+    # the formula above, in one fused kernel:
+    #     0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return F.gelu(x, approximate="tanh")
 
 
 class MLP(nn.Module):
@@ -129,14 +181,11 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        # GPT-2 used the tanh approximation of GELU (Hugging Face calls it "gelu_new"); the exact erf form differs
-        # by up to ~1e-3 and would not reproduce GPT-2's logits.
-        self.gelu = nn.GELU(approximate="tanh")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(gelu(self.c_fc(x))))
 
 
 class Block(nn.Module):
@@ -159,8 +208,57 @@ class Block(nn.Module):
         return x
 
 
+def count_params(config: GPTConfig) -> int:
+    """The number of parameters of ``GPT(config)``, by formula, the tied wte/lm_head matrix counted once
+    (``GPT.num_params()`` counts the same by summing the model's tensors).
+
+    A Linear layer from n_in to n_out has n_in·n_out weights, plus n_out biases when ``config.bias``; a LayerNorm has
+    C weights (and C biases). A block holds 12·C² weights: c_attn (C → 3C), attention's c_proj (C → C), c_fc
+    (C → 4C) and the MLP's c_proj (4C → C). GPT-2 small (C = 768, 12 layers): 85.1M in the blocks, 38.6M in the
+    token embeddings, 0.8M in the position embeddings, 124,439,808 in all.
+    """
+    C, b = config.n_embd, int(config.bias)
+
+    def linear(n_in: int, n_out: int) -> int:
+        return n_in * n_out + b * n_out
+
+    layer_norm = C + b * C
+    attention = linear(C, 3 * C) + linear(C, C)  # c_attn, c_proj
+    mlp = linear(C, 4 * C) + linear(4 * C, C)  # c_fc, c_proj
+    block = 2 * layer_norm + attention + mlp  # ln_1, ln_2, attn, mlp
+    embeddings = config.vocab_size * C + config.block_size * C  # wte (also lm_head), wpe
+    return embeddings + config.n_layer * block + layer_norm  # … and ln_f
+
+
 # Hugging Face's GPT-2 stores these four weights as Conv1D, (in_features, out_features): the transpose of Linear.
 HF_CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def load_hf_state_dict(model: GPT, hf_state: dict[str, torch.Tensor]) -> None:
+    """Load GPT-2 weights in Hugging Face's layout (``GPT2LMHeadModel`` or ``GPT2Model``) into ``model``, in place.
+
+    The layouts differ in three ways: the four ``HF_CONV1D_WEIGHTS`` are stored (in, out), the transpose of
+    ``nn.Linear``'s (out, in), so they are transposed; a ``GPT2Model`` has no ``transformer.`` prefix and no
+    lm_head, which is the token embedding anyway (tied); and old versions of transformers also store the causal mask
+    as buffers (``attn.bias``, ``attn.masked_bias``), which are skipped. A weight of the wrong shape is an error
+    that names it: reshaping it into place would fit and scramble the values.
+    """
+    ours = model.state_dict()
+    converted = {}
+    for name, tensor in hf_state.items():
+        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            continue
+        key = name if name.startswith(("transformer.", "lm_head.")) else f"transformer.{name}"
+        converted[key] = tensor.t() if key.endswith(HF_CONV1D_WEIGHTS) else tensor
+    converted.setdefault("lm_head.weight", converted["transformer.wte.weight"])
+    missing = sorted(set(ours) - set(converted))
+    unexpected = sorted(set(converted) - set(ours))
+    if missing or unexpected:
+        raise ValueError(f"state dict does not match GPT-2's layout: missing {missing}, unexpected {unexpected}")
+    for key, tensor in converted.items():
+        if tensor.shape != ours[key].shape:
+            raise ValueError(f"{key}: shape {tuple(tensor.shape)} does not fit the model's {tuple(ours[key].shape)}")
+    model.load_state_dict(converted)
 
 
 class GPT(nn.Module):
@@ -200,8 +298,8 @@ class GPT(nn.Module):
             torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def num_params(self, non_embedding: bool = False) -> int:
-        """Number of parameters (tied weights counted once). ``non_embedding`` leaves out the position
-        embeddings; the token embeddings stay, since they are also the output layer."""
+        """Number of parameters (tied weights counted once; ``count_params(config)`` by formula). ``non_embedding``
+        leaves out the position embeddings; the token embeddings stay, since they are also the output layer."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= self.transformer.wpe.weight.numel()
@@ -301,26 +399,9 @@ class GPT(nn.Module):
 
     @classmethod
     def from_hf_state_dict(cls, hf_state: dict[str, torch.Tensor], config: GPTConfig) -> GPT:
-        """Build a GPT from a state dict in Hugging Face's GPT-2 layout (``GPT2LMHeadModel`` or ``GPT2Model``)."""
+        """Build a GPT from a state dict in Hugging Face's GPT-2 layout (see ``load_hf_state_dict``)."""
         model = cls(config)
-        ours = model.state_dict()
-        converted = {}
-        for name, tensor in hf_state.items():
-            if name.endswith((".attn.bias", ".attn.masked_bias")):
-                continue  # old transformers versions store the causal mask as a buffer
-            key = name if name.startswith(("transformer.", "lm_head.")) else f"transformer.{name}"
-            if key.endswith(HF_CONV1D_WEIGHTS):
-                tensor = tensor.t()
-            converted[key] = tensor
-        converted.setdefault("lm_head.weight", converted["transformer.wte.weight"])
-        missing = sorted(set(ours) - set(converted))
-        unexpected = sorted(set(converted) - set(ours))
-        if missing or unexpected:
-            raise ValueError(f"state dict does not match GPT-2's layout: missing {missing}, unexpected {unexpected}")
-        for key, tensor in converted.items():
-            if tensor.shape != ours[key].shape:
-                raise ValueError(f"{key}: shape {tuple(tensor.shape)} does not fit the model's {tuple(ours[key].shape)}")
-        model.load_state_dict(converted)
+        load_hf_state_dict(model, hf_state)
         return model
 
     @classmethod

@@ -16,8 +16,6 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from autograder import checks_for, get_check, run_check
-from autograder.checks.gpt_block import count_params_reference
-from gpt_reference.config import GPTConfig
 from gpt_reference.model import GPT as ReferenceGPT
 from gpt_reference.model import MLP as ReferenceMLP
 from gpt_reference.model import Block as ReferenceBlock
@@ -62,8 +60,8 @@ class NanoGPTBlock(nn.Module):
         return h + self.mlp(self.ln_2(h))
 
 
-def count_by_building(config):
-    return ReferenceGPT(config).num_params() if config.n_embd < 100 else count_params_reference(config)
+def count_by_building(config):  # GPT-2 medium and xl are too large to build: counted by a learner's formula
+    return ReferenceGPT(config).num_params() if config.n_embd < 100 else counting()(config)
 
 
 def load_with_copy(model, hf_state):
@@ -85,12 +83,6 @@ def test_correct_alternatives_pass(check_id):
     for implementation in ALTERNATIVES[check.target]:
         result = run_check(check_id, implementation)
         assert result.passed, result.message
-
-
-def test_count_params_matches_the_model():
-    assert count_params_reference(GPTConfig.from_preset("gpt2")) == 124_439_808
-    for config in (GPTConfig(block_size=16, vocab_size=30, n_layer=2, n_head=2, n_embd=8, bias=b) for b in (True, False)):
-        assert count_params_reference(config) == ReferenceGPT(config).num_params()
 
 
 # ---- mutants, one per catalogued mistake ---------------------------------------------------------------------------

@@ -1,12 +1,19 @@
-"""The reference model: shapes, causality, parameter count, attention paths, KV cache, sampling, GPT-2 parity."""
+"""The reference model: shapes, causality, parameter count, attention paths, KV cache, sampling, GPT-2 parity, and
+the lessons' functions it is built from."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torch.nn import functional as F
 
+from gpt_reference import model as model_module
 from gpt_reference.config import GPTConfig
 from gpt_reference.model import GPT, KVCache
+from gpt_reference.model import average_past, causal_mask, count_params, gelu, load_hf_state_dict
+from gpt_reference.model import scaled_dot_product_attention
 from gpt_reference.sampling import generate, generate_cached, sample_next, top_k_logits, top_p_logits
 
 SMALL = GPTConfig(block_size=16, vocab_size=37, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=True)
@@ -156,6 +163,86 @@ def test_flops_per_token_matches_the_palm_formula():
     assert model.estimate_mfu(tokens_per_iter=1000, seconds_per_iter=1.0) is None  # no known peak on a CPU
 
 
+# ---- the lessons' functions the model is built from ----------------------------------------------------------
+
+
+def test_causal_mask_is_a_bool_lower_triangle():
+    mask = causal_mask(4)
+    assert mask.dtype == torch.bool and mask.shape == (4, 4)
+    assert mask.tolist() == [[True, False, False, False], [True, True, False, False], [True, True, True, False],
+                             [True, True, True, True]]
+    assert causal_mask(1).tolist() == [[True]]
+
+
+def test_average_past_is_attention_with_equal_scores():
+    x = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(average_past(x)[:, 3], x[:, :4].mean(dim=1))
+    same_scores = torch.zeros(2, 1, 6, 5)  # q·k = 0 for every pair: the softmax spreads weight evenly
+    equal_weights = scaled_dot_product_attention(same_scores, same_scores, x.unsqueeze(1), causal_mask(6))
+    torch.testing.assert_close(equal_weights.squeeze(1), average_past(x))
+
+
+def test_scaled_dot_product_attention_matches_the_fused_kernel():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 6, 8, generator=g) for _ in range(3))
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v),
+                               F.scaled_dot_product_attention(q, k, v))
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v, causal_mask(6)),
+                               F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    padding = torch.ones(2, 1, 1, 6, dtype=torch.bool)
+    padding[1, ..., -2:] = False  # a mask that broadcasts over heads and queries
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v, padding),
+                               F.scaled_dot_product_attention(q, k, v, attn_mask=padding))
+
+
+def test_attention_dropout_keeps_the_expected_output():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 1, 4, 8, generator=g).expand(4000, 1, 4, 8) for _ in range(3))
+    torch.manual_seed(0)
+    dropped = scaled_dot_product_attention(q, k, v, causal_mask(4), dropout_p=0.5)
+    assert not torch.allclose(dropped[0], dropped[1])  # each sequence draws its own dropout mask
+    # inverted dropout: weights are zeroed with probability p and the others scaled by 1/(1-p), so the mean holds
+    torch.testing.assert_close(dropped.mean(dim=0), scaled_dot_product_attention(q, k, v, causal_mask(4))[0],
+                               atol=0.1, rtol=0)
+
+
+def test_gelu_is_the_tanh_approximation():
+    x = torch.linspace(-6, 6, 241)
+    formula = 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    torch.testing.assert_close(gelu(x), formula, atol=1e-6, rtol=1e-5)
+    assert (gelu(x) - F.gelu(x)).abs().max() > 1e-4  # not the exact (erf) GELU
+
+
+@pytest.mark.parametrize(("name", "impl"), [("causal_mask", "manual"), ("scaled_dot_product_attention", "manual"),
+                                            ("gelu", "sdpa"), ("gelu", "manual")])
+def test_the_model_calls_the_lessons_functions(monkeypatch, name, impl):
+    calls = []
+    original = getattr(model_module, name)
+
+    def spy(*args, **kwargs):
+        calls.append(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, name, spy)
+    model = small_model()
+    model.set_attention_impl(impl)
+    model(torch.randint(0, 37, (1, 5)))
+    assert len(calls) == model.config.n_layer  # once per block
+
+
+@pytest.mark.parametrize("config", [
+    SMALL, GPTConfig(block_size=16, vocab_size=30, n_layer=2, n_head=2, n_embd=8, bias=False),
+    GPTConfig.from_preset("gpt-nano", vocab_size=65, block_size=128), GPTConfig.from_preset("gpt-mini", bias=False),
+    GPTConfig(block_size=5, vocab_size=7, n_layer=1, n_head=1, n_embd=4),
+])
+def test_count_params_agrees_with_the_model(config):
+    assert count_params(config) == GPT(config).num_params()
+
+
+def test_count_params_of_gpt2_small():
+    assert count_params(GPTConfig.from_preset("gpt2")) == 124_439_808
+
+
 # ---- sampling ---------------------------------------------------------------------------------------------------
 
 
@@ -203,6 +290,29 @@ def test_hf_layout_round_trip_transposes_conv1d_weights():
     untransposed = dict(hf_state, **{"transformer.h.0.mlp.c_fc.weight": model.transformer.h[0].mlp.c_fc.weight})
     with pytest.raises(ValueError, match="c_fc"):
         GPT.from_hf_state_dict(untransposed, model.config)
+
+
+def test_load_hf_state_dict_loads_in_place_what_from_hf_state_dict_builds():
+    source = small_model(seed=1)
+    hf_state = source.to_hf_state_dict()
+    model = small_model(seed=2)
+    load_hf_state_dict(model, hf_state)
+    built = GPT.from_hf_state_dict(hf_state, source.config)
+    for name, tensor in built.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    assert model.lm_head.weight is model.transformer.wte.weight  # loading keeps the tie
+
+
+def test_load_hf_state_dict_reads_the_bare_transformer_layout_and_old_mask_buffers():
+    source = small_model(seed=1)
+    # GPT2Model: no "transformer." prefix and no lm_head; old transformers versions add the causal mask as buffers
+    bare = {k.removeprefix("transformer."): v for k, v in source.to_hf_state_dict().items() if k != "lm_head.weight"}
+    bare["h.0.attn.bias"] = torch.ones(1, 1, 16, 16).tril()
+    bare["h.0.attn.masked_bias"] = torch.tensor(-1e4)
+    model = small_model(seed=2)
+    load_hf_state_dict(model, bare)
+    idx = torch.randint(0, 37, (2, 9))
+    torch.testing.assert_close(model(idx)[0], source(idx)[0])
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,10 @@
 GPT-2's ``CausalSelfAttention`` module.
 
 Every check has a visible half (what the notebook's self-check runs) and a hidden half with other shapes and edge
-cases. Each mistake in a catalogue is the reference with one plausible error in it; the tests make sure that on
-each probe no two mistakes, and no mistake and the reference, give the same outputs, so a name is never ambiguous.
+cases. The references are ``gpt_reference.model``'s objects of the lesson's names (for softmax, ``torch.softmax``,
+the op the reference calls). Each mistake in a catalogue is the reference with one plausible error in it; the tests
+make sure that on each probe no two mistakes, and no mistake and the reference, give the same outputs, so a name is
+never ambiguous.
 
 Probes draw their inputs from private ``torch.Generator``s and build modules inside ``fork_rng``, so running a check
 never moves the learner's global random state. Inputs are cloned for every call: a learner's in-place edit of an
@@ -24,6 +26,7 @@ from torch import nn
 
 from gpt_reference.config import GPTConfig
 from gpt_reference.model import CausalSelfAttention as ReferenceSelfAttention
+from gpt_reference.model import average_past, causal_mask, scaled_dot_product_attention
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
 from ..probes import build_module, load_reference_weights, register_pair, seeded_randn
@@ -37,12 +40,6 @@ _pair = partial(register_pair, "attention", LESSON, tolerance=OPS_TOLERANCE)
 
 
 # ---- average_past: the mean of positions 0..t, as one matmul --------------------------------------------------------
-
-
-def average_past_reference(x: torch.Tensor) -> torch.Tensor:
-    T = x.size(1)
-    weights = torch.ones(T, T, dtype=x.dtype).tril()
-    return weights / weights.sum(dim=1, keepdim=True) @ x
 
 
 def _average_all(x: torch.Tensor) -> torch.Tensor:
@@ -89,15 +86,11 @@ def _probe_average_hidden(fn) -> Outputs:
     }
 
 
-_pair("average_past", "average_past", average_past_reference, (_probe_average, _probe_average_hidden), (1, 1),
+_pair("average_past", "average_past", average_past, (_probe_average, _probe_average_hidden), (1, 1),
       "x (B, T, C) → position t holds the mean of positions 0..t", AVERAGE_MISTAKES)
 
 
 # ---- softmax ------------------------------------------------------------------------------------------------------
-
-
-def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    return torch.softmax(x, dim=dim)
 
 
 def _softmax_without_max(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -146,7 +139,8 @@ def _probe_softmax_hidden(fn) -> Outputs:
     }
 
 
-_pair("softmax", "softmax", softmax_reference, (_probe_softmax, _probe_softmax_hidden), (1, 1),
+# the reference is the op gpt_reference calls, with the lesson's default dim
+_pair("softmax", "softmax", partial(torch.softmax, dim=-1), (_probe_softmax, _probe_softmax_hidden), (1, 1),
       "numerically stable softmax along `dim`", SOFTMAX_MISTAKES,
       {"large_logits": "correct on small logits but not on ±1000: make it numerically stable",
        "dim0": "right along the last axis but not along dim=0: honour the `dim` argument",
@@ -159,21 +153,17 @@ _pair("softmax", "softmax", softmax_reference, (_probe_softmax, _probe_softmax_h
 # ---- causal_mask: True where query t may attend to key s, i.e. s ≤ t -----------------------------------------------
 
 
-def causal_mask_reference(T: int) -> torch.Tensor:
-    return torch.ones(T, T, dtype=torch.bool).tril()
-
-
 CAUSAL_MASK_MISTAKES = (
     Mistake("inverted (upper triangle)",
             "your mask lets each position see the positions after it: row t is the query, column s the key, and "
-            "t may attend to s only when s ≤ t", lambda T: torch.ones(T, T, dtype=torch.bool).triu()),
+            "t may attend to s only when s ≤ t", lambda T: causal_mask(T).T),
     Mistake("strictly lower (diagonal excluded)",
             "a position must be allowed to attend to itself (otherwise position 0 could attend to nothing): keep "
-            "the diagonal", lambda T: torch.ones(T, T, dtype=torch.bool).tril(diagonal=-1)),
+            "the diagonal", lambda T: causal_mask(T).tril(diagonal=-1)),
     Mistake("True marks blocked positions",
             "this is the opposite convention (nn.MultiheadAttention's bool masks mark what is blocked); in this "
             "course, as in F.scaled_dot_product_attention, True means 'may attend'",
-            lambda T: ~torch.ones(T, T, dtype=torch.bool).tril()),
+            lambda T: ~causal_mask(T)),
 )
 
 
@@ -200,7 +190,7 @@ def _probe_mask_hidden(fn) -> Outputs:
     return {"T2": _mask(fn, 2), "T8": _mask(fn, 8), "T33": _mask(fn, 33)}
 
 
-_pair("causal_mask", "causal_mask", causal_mask_reference, (_probe_mask, _probe_mask_hidden), (1, 1),
+_pair("causal_mask", "causal_mask", causal_mask, (_probe_mask, _probe_mask_hidden), (1, 1),
       "(T, T) bool mask, True where query t may attend to key s (s ≤ t)", CAUSAL_MASK_MISTAKES)
 
 
@@ -220,16 +210,10 @@ MERGE_NO_TRANSPOSE = "heads merged without transposing back"
 NO_PROJECTION = "missing output projection"
 
 
-def sdpa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-    if mask is not None:
-        att = att.masked_fill(~mask, float("-inf"))
-    return torch.softmax(att, dim=-1) @ v
-
-
 def _flawed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *,
                       flaw: str) -> torch.Tensor:
-    """``sdpa_reference`` with one named flaw; flaws that are not about attention itself leave it untouched."""
+    """The reference's ``scaled_dot_product_attention`` with one named flaw; flaws that are not about attention itself
+    leave it untouched."""
     d = k.size(-1)
     att = (q @ k.transpose(-2, -1)) * {NO_SCALE: 1.0, SCALE_BY_D: 1 / d}.get(flaw, 1 / math.sqrt(d))
     blocked = None if mask is None else (mask if flaw == INVERTED_FILL else ~mask)
@@ -287,15 +271,16 @@ def _qkv(B: int, H: int, T: int, D: int, seed: int, T_kv: int | None = None) -> 
 
 def _probe_sdpa(fn) -> Outputs:
     q, k, v = _qkv(2, 2, 5, 4, seed=100)
-    return {"no_mask": _attend(fn, q, k, v), "causal": _attend(fn, q, k, v, causal_mask_reference(5))}
+    return {"no_mask": _attend(fn, q, k, v), "causal": _attend(fn, q, k, v, causal_mask(5))}
 
 
 def _probe_sdpa_hidden(fn) -> Outputs:
     q, k, v = _qkv(1, 2, 6, 16, seed=110)
-    long_head = _attend(fn, q, k, v, causal_mask_reference(6))
-    # three new queries at positions 2, 3, 4 of a five-token context (what a KV cache produces)
+    long_head = _attend(fn, q, k, v, causal_mask(6))
+    # three new queries at positions 2, 3, 4 of a five-token context (what a KV cache produces): the causal mask's
+    # last three rows
     q, k, v = _qkv(2, 1, 3, 8, seed=120, T_kv=5)
-    fewer_queries = _attend(fn, q, k, v, torch.ones(3, 5, dtype=torch.bool).tril(diagonal=2))
+    fewer_queries = _attend(fn, q, k, v, causal_mask(5)[2:])
     # a padding mask, broadcast over heads and queries: the second sequence's last key is padding
     q, k, v = _qkv(2, 2, 4, 4, seed=130)
     padding = torch.ones(2, 1, 1, 4, dtype=torch.bool)
@@ -303,7 +288,7 @@ def _probe_sdpa_hidden(fn) -> Outputs:
     return {"long_head": long_head, "fewer_queries": fewer_queries, "padding_mask": _attend(fn, q, k, v, padding)}
 
 
-_pair("scaled_dot_product_attention", "scaled_dot_product_attention", sdpa_reference,
+_pair("scaled_dot_product_attention", "scaled_dot_product_attention", scaled_dot_product_attention,
       (_probe_sdpa, _probe_sdpa_hidden), (2, 2),
       "softmax(q kᵀ / √d, masked) v on (B, H, T, D), bool mask True = may attend", SDPA_MISTAKES,
       {"no_mask": "already wrong without a mask: check the scale (d is the last dimension of q and k) and that the "
@@ -330,8 +315,8 @@ class _FlawedSelfAttention(ReferenceSelfAttention):
             q, k, v = (t.reshape(heads) for t in (q, k, v))
         else:
             q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        mask = torch.ones(T, T, dtype=torch.bool)
-        mask = {UPPER_MASK: mask.triu(), STRICT_MASK: mask.tril(diagonal=-1)}.get(self.flaw, mask.tril())
+        mask = causal_mask(T)
+        mask = {UPPER_MASK: mask.T, STRICT_MASK: mask.tril(diagonal=-1)}.get(self.flaw, mask)
         y = _flawed_attention(q, k, v, mask, flaw=self.flaw)
         y = y.reshape(B, T, C) if self.flaw == MERGE_NO_TRANSPOSE else y.transpose(1, 2).reshape(B, T, C)
         return y if self.flaw == NO_PROJECTION else self.c_proj(y)

@@ -1,9 +1,9 @@
 """Checks for lesson 03, the GPT block and the full model: LayerNorm, GPT-2's tanh GELU, the MLP, the pre-LN Block,
 the GPT itself, its initialisation, its parameter count, and loading weights published in Hugging Face's layout.
 
-Every check has a visible half and a hidden half with other shapes and configs. Each mistake is the reference with one
-plausible error in it; the tests make sure that on each probe no two mistakes, and no mistake and the reference, give
-the same outputs.
+Every check has a visible half and a hidden half with other shapes and configs. The references are
+``gpt_reference.model``'s objects of the lesson's names. Each mistake is the reference with one plausible error in it;
+the tests make sure that on each probe no two mistakes, and no mistake and the reference, give the same outputs.
 
 Modules are probed with the reference's weights loaded into them (GPT-2's names, strict: a missing or unexpected
 parameter is named; a learner's own buffers, such as a stored causal mask, may stay out). LayerNorm weights are
@@ -18,6 +18,7 @@ about 1%; parameter counts exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import partial
 
@@ -31,6 +32,7 @@ from gpt_reference.model import HF_CONV1D_WEIGHTS
 from gpt_reference.model import MLP as ReferenceMLP
 from gpt_reference.model import Block as ReferenceBlock
 from gpt_reference.model import LayerNorm as ReferenceLayerNorm
+from gpt_reference.model import count_params, gelu, load_hf_state_dict
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
 from ..probes import build_module, load_reference_weights, register_pair, seeded_randn
@@ -159,10 +161,6 @@ _pair("layer_norm", "LayerNorm", ReferenceLayerNorm, (_probe_layer_norm, _probe_
 # ---- GELU -----------------------------------------------------------------------------------------------------------
 
 
-def gelu_reference(x: torch.Tensor) -> torch.Tensor:
-    return F.gelu(x, approximate="tanh")
-
-
 def _gelu_without_cubic(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * x))
 
@@ -191,7 +189,7 @@ def _probe_gelu_hidden(fn) -> Outputs:
             "large": _gelu(fn, torch.tensor([-30.0, -10.0, -6.0, 6.0, 10.0, 30.0]))}
 
 
-_pair("gelu", "gelu", gelu_reference, (_probe_gelu, _probe_gelu_hidden), (1, 1),
+_pair("gelu", "gelu", gelu, (_probe_gelu, _probe_gelu_hidden), (1, 1),
       "GPT-2's tanh approximation of GELU, elementwise", GELU_MISTAKES,
       {"large": "for large |x| GELU is x (positive) or 0 (negative): no inf or NaN"}, tolerance=GELU_TOLERANCE)
 
@@ -477,20 +475,6 @@ _pair("init", "GPT", ReferenceGPT, (_probe_init, _probe_init_hidden), (2, 1),
 # ---- count_params ---------------------------------------------------------------------------------------------------
 
 
-def count_params_reference(config: GPTConfig, *, tied: bool = True, position: bool = True, ln_f: bool = True,
-                           bias: bool | None = None) -> int:
-    """GPT-2's parameter count by formula; the keywords switch on the mistakes' miscounts."""
-    C, V, L = config.n_embd, config.vocab_size, config.n_layer
-    b = config.bias if bias is None else bias
-    layer_norm = C * (2 if b else 1)
-    attention = C * 3 * C + (3 * C if b else 0) + C * C + (C if b else 0)
-    mlp = C * 4 * C + (4 * C if b else 0) + 4 * C * C + (C if b else 0)
-    n = V * C + L * (2 * layer_norm + attention + mlp)
-    n += config.block_size * C if position else 0
-    n += layer_norm if ln_f else 0
-    return n + (0 if tied else V * C)
-
-
 def _count(fn, config: GPTConfig) -> torch.Tensor:
     value = fn(config)
     if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -504,12 +488,13 @@ def _count(fn, config: GPTConfig) -> torch.Tensor:
 
 COUNT_MISTAKES = (
     Mistake("lm_head counted separately (no weight tying)", "lm_head shares its weight with wte: count it once",
-            lambda c: count_params_reference(c, tied=False)),
+            lambda c: count_params(c) + c.vocab_size * c.n_embd),
     Mistake("position embeddings left out", "wpe has block_size × n_embd parameters",
-            lambda c: count_params_reference(c, position=False)),
-    Mistake("ln_f left out", "the final LayerNorm has parameters too", lambda c: count_params_reference(c, ln_f=False)),
+            lambda c: count_params(c) - c.block_size * c.n_embd),
+    Mistake("ln_f left out", "the final LayerNorm has parameters too",
+            lambda c: count_params(c) - c.n_embd * (2 if c.bias else 1)),
     Mistake("biases counted with bias=False", "with config.bias False, no Linear or LayerNorm has a bias",
-            lambda c: count_params_reference(c, bias=True)),
+            lambda c: count_params(dataclasses.replace(c, bias=True))),
 )
 
 
@@ -525,21 +510,12 @@ def _probe_count_hidden(fn) -> Outputs:
             "one_layer": _count(fn, GPTConfig(block_size=5, vocab_size=7, n_layer=1, n_head=1, n_embd=4))}
 
 
-_pair("count_params", "count_params", count_params_reference, (_probe_count, _probe_count_hidden), (1, 1),
+_pair("count_params", "count_params", count_params, (_probe_count, _probe_count_hidden), (1, 1),
       "the number of parameters of GPT(config), by formula (tied weights counted once)", COUNT_MISTAKES,
       {"bias_false": "with config.bias False there are no biases anywhere"}, tolerance=EXACT)
 
 
 # ---- loading Hugging Face's layout ----------------------------------------------------------------------------------
-
-
-def load_hf_state_dict_reference(model: nn.Module, hf_state: dict[str, torch.Tensor]) -> None:
-    converted = {}
-    for name, tensor in hf_state.items():
-        if name.endswith((".attn.bias", ".attn.masked_bias")):
-            continue
-        converted[name] = tensor.t() if name.endswith(HF_CONV1D_WEIGHTS) else tensor
-    model.load_state_dict(converted)
 
 
 def _load_reshaped(model: nn.Module, hf_state: dict[str, torch.Tensor], transposed: tuple[str, ...]) -> None:
@@ -596,7 +572,7 @@ def _probe_loader_hidden(fn) -> Outputs:
     return _loader_parts(fn, config, 810, old_buffers=True)
 
 
-_pair("load_hf_state_dict", "load_hf_state_dict", load_hf_state_dict_reference, (_probe_loader, _probe_loader_hidden),
+_pair("load_hf_state_dict", "load_hf_state_dict", load_hf_state_dict, (_probe_loader, _probe_loader_hidden),
       (2, 1), "load a GPT-2 state dict in Hugging Face's layout (Conv1D weights transposed) into a GPT",
       LOADER_MISTAKES,
       {"conv1d_weights": "the four Conv1D weights (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) must be "
