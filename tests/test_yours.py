@@ -225,3 +225,13 @@ def test_lesson_04s_saved_model_loads_into_the_learners_gpt_and_the_references(t
         model.load_state_dict(saved["model"])  # strict: the same names, nothing missing, nothing extra
         with torch.no_grad():
             assert torch.allclose(model(ids)[0], trained(ids)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("lesson", [lesson for lesson in ANSWER_KEY if (ROOT / "lessons" / lesson).is_dir()])
+def test_a_blank_lesson_gives_the_reference_for_every_object(tmp_path: Path, lesson: str, capsys) -> None:
+    """The released lesson, as a learner first opens it: every graded object is a stub, replaced with a note."""
+    shutil.copytree(ROOT / "lessons" / lesson, tmp_path / lesson)
+    carried = yours(lesson, course=tmp_path)
+    assert carried.whose == dict.fromkeys(ANSWER_KEY[lesson], "the reference's")
+    assert carried.status == dict.fromkeys(ANSWER_KEY[lesson], "yours is not implemented yet")
+    assert capsys.readouterr().out.splitlines() == carried.lines()
