@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .data import get_batch
 from .hardware import batch_to_device
 
 MAX_DIGITS = 3  # (10^n)^2 problems are enumerated and shuffled: 10^6 for n = 3, 10^8 (0.8 GB of ids) for n = 4
@@ -49,6 +50,8 @@ class AdditionTask:
         problems = torch.randperm(num_problems, generator=generator)
         num_test = min(int(num_problems * 0.2), 500)
         self.splits = {"val": problems[:num_test], "train": problems[num_test:]}
+        # each split's problems written out end to end, one byte per digit: the token sequence batches are cut from
+        self.tokens = {split: self.render(ids).flatten().to(torch.uint8) for split, ids in self.splits.items()}
 
     # ---- one problem ------------------------------------------------------------------------------------------
 
@@ -92,12 +95,11 @@ class AdditionTask:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``batch_size`` random problems of ``split`` as inputs x (B, 3n) and targets y (B, 3n).
 
-        Targets that would predict a digit of a or b are -1 (ignored by the loss): only the answer is learned.
+        ``get_batch`` cuts them from the split's problems laid end to end, one whole problem per window (a stride
+        of 3n + 1 tokens). Targets that would predict a digit of a or b are -1 (ignored by the loss): only the
+        answer is learned.
         """
-        problems = self.splits[split]
-        rows = torch.randint(len(problems), (batch_size,), generator=generator)
-        seq = self.render(problems[rows])
-        x, y = seq[:, :-1], seq[:, 1:].clone()
+        x, y = get_batch(self.tokens[split], self.block_size, batch_size, generator, stride=self.block_size + 1)
         # y[t] is the token after x[t]; positions 0 .. 2n-2 predict digits 2 .. 2n of the prompt
         y[:, : 2 * self.n_digits - 1] = -1
         return batch_to_device(x, y, device)

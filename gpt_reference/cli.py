@@ -23,10 +23,11 @@ from typing import Any
 import torch
 
 from . import adder, data
+from .checkpoint import read_checkpoint
 from .config import SECTIONS, GPTConfig, RunConfig, SampleConfig, builtin_configs, load_config
 from .hardware import auto_device, batch_to_device, peak_flops, synchronize
 from .model import GPT
-from .trainer import Trainer, load_checkpoint
+from .trainer import Trainer
 
 
 def _config_keys_help() -> str:
@@ -103,7 +104,7 @@ def train(config: RunConfig) -> dict[str, Any]:
         extra_state={"run_config": config.to_dict()},
     )
     summary = trainer.fit()
-    if trainer.is_main_process:
+    if trainer.is_master:
         _after_training(config, trainer.model, dataset, trainer.device)
     return summary
 
@@ -135,7 +136,7 @@ def _load_run(out_dir: Path, device: torch.device) -> tuple[GPT, Any, RunConfig]
     checkpoint_path = out_dir / "ckpt.pt"
     if not checkpoint_path.exists():
         raise SystemExit(f"no checkpoint at {checkpoint_path}: train first (python -m gpt_reference train ...)")
-    checkpoint = load_checkpoint(checkpoint_path, map_location=device)
+    checkpoint = read_checkpoint(checkpoint_path, map_location=device)
     config = RunConfig.from_dict(checkpoint["extra_state"]["run_config"])
     model = GPT(config.model)
     model.load_state_dict(checkpoint["model"])
@@ -204,11 +205,11 @@ def bench(
     trainer = Trainer(model, train_config, dataset, flops_per_token=model.flops_per_token(model_config.block_size))
     device = trainer.device
     for _ in range(warmup):
-        trainer.train_step()
+        trainer.step()
     synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
-        _, tokens_per_iter = trainer.train_step()
+        _, tokens_per_iter = trainer.step()
     synchronize(device)
     seconds_per_iter = (time.perf_counter() - start) / steps
     mfu = model.estimate_mfu(tokens_per_iter, seconds_per_iter, seq_len=model_config.block_size)

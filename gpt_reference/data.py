@@ -21,8 +21,9 @@ The data sets (``DataConfig.dataset``):
   BPE in parallel and streamed to disk (see ``prepare_text_dir`` and docs/large_corpus.md).
 * ``adder`` — n-digit addition, generated on the fly (``gpt_reference.adder``).
 
-Every data set object has ``get_batch(split, batch_size, generator, device)``, ``vocab_size``, ``block_size``,
-``encode`` and ``decode``. Prepared files live in the cache (``cache_dir()/prepared/<name>``) and are reused as long as
+Every data set object has ``get_batch(split, batch_size, generator, device)`` (lesson 04's ``get_batch`` on the
+split's tokens), ``vocab_size``, ``block_size``, ``encode`` and ``decode``; ``batch_seed`` says which generator
+draws each batch of a run. Prepared files live in the cache (``cache_dir()/prepared/<name>``) and are reused as long as
 the source file and the tokenizer settings are the same.
 """
 
@@ -39,16 +40,19 @@ import shutil
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tiktoken
 import torch
 from tqdm import tqdm
 
-from .adder import AdditionTask
 from .config import DataConfig
 from .hardware import batch_to_device
 from .tokenizer import ENDOFTEXT, BPETokenizer, CharTokenizer
+
+if TYPE_CHECKING:  # the adder draws its batches with get_batch below, so it is imported where it is used
+    from .adder import AdditionTask
 
 TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -199,6 +203,8 @@ def load_tokenizer(path: str | Path | None) -> CharTokenizer | BPETokenizer | ti
 def save_tokenizer(dataset: AdditionTask | TokenBins, path: str | Path) -> None:
     """Write the tokenizer of ``dataset`` to ``path`` (a run's tokenizer.json), so that sampling from a checkpoint
     needs only the run's folder and not the prepared data."""
+    from .adder import AdditionTask
+
     if isinstance(dataset, AdditionTask):
         CharTokenizer("0123456789").save(path)  # character d has id d, exactly the adder's tokens
     else:
@@ -475,6 +481,61 @@ def prepare_text_dir(
 
 
 # -----------------------------------------------------------------------------------------------------------------
+# Batches: random windows of a token sequence, and which rows each batch of a run reads
+
+
+def get_batch(
+    data: torch.Tensor | np.ndarray,
+    block_size: int,
+    batch_size: int,
+    generator: torch.Generator,
+    device: str | torch.device = "cpu",
+    *,
+    stride: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random windows of ``data``: inputs x and next-token targets y, both (B, block_size) int64.
+
+    ``data`` is one long 1-D sequence of token ids (a tensor, or the NumPy memory map of a prepared ``.bin``). A
+    window of ``block_size + 1`` tokens gives ``x = window[:-1]`` and ``y = window[1:]``: at every position the
+    target is the next token. The starts are drawn with one call, ``torch.randint(len(data) - block_size, ...,
+    generator=generator)``: anything from 0 to ``len(data) - block_size - 1``, so the last token is a target too, and
+    nothing but ``generator`` is used, so a seed fixes the batch (lesson 04's ``get_batch``).
+
+    ``stride`` > 1 serves sequences of ``stride`` tokens laid end to end (the adder's problems): windows start at
+    multiples of ``stride`` only, drawn as ``stride * torch.randint(number of sequences, ...)``.
+    """
+    num_starts = (len(data) - block_size - 1) // stride + 1  # len(data) - block_size when stride is 1
+    starts = (torch.randint(num_starts, (batch_size,), generator=generator) * stride).tolist()
+    windows = torch.from_numpy(np.stack([data[s : s + block_size + 1] for s in starts]).astype(np.int64))
+    x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
+    return batch_to_device(x, y, device)
+
+
+SPLIT_IDS = {"train": 0, "val": 1}
+EVAL_STEP = -1  # the "step" of evaluation batches; training steps are >= 0, so the two streams never meet
+_SEED_MULTIPLIER = 1_000_003  # a prime larger than any split id, step or micro-batch index we expect
+
+
+def batch_seed(seed: int, split: str, step: int, micro: int) -> int:
+    """The seed of the generator that draws micro-batch ``micro`` of optimizer step ``step`` on ``split``.
+
+    The trainer draws micro-batch ``g`` of step ``s`` with ``torch.Generator().manual_seed(batch_seed(seed,
+    "train", s, g))`` and evaluation batch ``k`` with ``batch_seed(seed, split, EVAL_STEP, k)``, so which rows a
+    batch reads is a pure function of the run: a resumed run needs no data-loader state, DDP processes can share
+    out the micro-batches of one step, and a plain loop over the same seeds sees the same batches as the trainer.
+
+    The seed is a polynomial in the four integers, ``(((seed·P + split_id)·P + step)·P + micro) mod 2**63`` with
+    ``P = 1_000_003`` and ``split_id`` 0 for train, 1 for val: different (split, step, micro) give different seeds,
+    and the same ones give the same seed in every process and every run. (Python's ``hash()`` of a string would
+    not: it is randomised per process.)
+    """
+    value = seed
+    for part in (SPLIT_IDS[split], step, micro):
+        value = (value * _SEED_MULTIPLIER + part) % 2**63
+    return value
+
+
+# -----------------------------------------------------------------------------------------------------------------
 # Reading prepared data: random windows from memory-mapped bins
 
 
@@ -515,16 +576,8 @@ class TokenBins:
     def get_batch(
         self, split: str, batch_size: int, generator: torch.Generator, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``batch_size`` random windows of ``split``: inputs x and next-token targets y, both (B, block_size) int64.
-
-        Start positions are drawn with ``generator`` only, so a run with the same seed sees the same batches. A start
-        can be anything from 0 to ``len - block_size - 1``, so the last token of the split is a target too.
-        """
-        tokens = self.tokens[split]
-        starts = torch.randint(len(tokens) - self.block_size, (batch_size,), generator=generator).tolist()
-        windows = torch.from_numpy(np.stack([tokens[s : s + self.block_size + 1] for s in starts]).astype(np.int64))
-        x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
-        return batch_to_device(x, y, device)
+        """``get_batch`` on the tokens of ``split``: x and y, both (B, block_size) int64, drawn with ``generator``."""
+        return get_batch(self.tokens[split], self.block_size, batch_size, generator, device)
 
 
 # -----------------------------------------------------------------------------------------------------------------
@@ -581,6 +634,8 @@ def load_dataset(config: DataConfig, block_size: int) -> AdditionTask | TokenBin
     ``block_size`` attribute says what that length is.
     """
     if config.dataset == "adder":
+        from .adder import AdditionTask
+
         task = AdditionTask(config.adder_digits)
         if block_size < task.block_size:
             raise DataError(f"{task.n_digits}-digit addition needs block_size >= {task.block_size}, not {block_size}")

@@ -230,6 +230,14 @@ def count_params(config: GPTConfig) -> int:
     return embeddings + config.n_layer * block + layer_norm  # … and ln_f
 
 
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
+    """The language-model loss (lesson 04): the mean over positions of ``logsumexp(logits) - logits[target]``, the
+    negative log-probability of each target, leaving out positions whose target is ``ignore_index`` (padding, or
+    the adder's prompt digits). Logits (..., V), targets (...). ``F.cross_entropy`` computes exactly this, stably
+    (the max is subtracted inside the log-sum-exp) and in one fused kernel."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index)
+
+
 # Hugging Face's GPT-2 stores these four weights as Conv1D, (in_features, out_features): the transpose of Linear.
 HF_CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
@@ -337,8 +345,7 @@ class GPT(nn.Module):
         logits = self.lm_head(x)
         loss = None
         if targets is not None:
-            flat_logits = logits.reshape(-1, logits.size(-1)).float()  # the loss in fp32, also under autocast
-            loss = F.cross_entropy(flat_logits, targets.reshape(-1), ignore_index=-1)
+            loss = cross_entropy(logits.float(), targets)  # the loss in fp32, also under autocast
         return logits, loss
 
     def generate(

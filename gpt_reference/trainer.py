@@ -1,35 +1,25 @@
-"""A training loop for any model that maps a batch to ``(logits, loss)``: nanoGPT's ``train.py`` as a class.
+"""Training: lesson 04's ``train_step``, ``estimate_loss`` and ``fit``, and ``Trainer``, nanoGPT's ``train.py`` as a
+class built from them and from ``data.get_batch``, ``optim.configure_optimizer``/``get_lr`` and ``checkpoint``.
 
-The trainer knows nothing about GPT (minGPT's rule). It is given
+The trainer knows nothing about GPT (minGPT's rule). It is given a model (an ``nn.Module`` whose ``forward(x, y)``
+returns ``(logits, loss)``), a ``TrainConfig`` (``gpt_reference.config``) and a data object with ``get_batch(split,
+batch_size, generator, device) -> (x, y)`` that draws its rows with the given CPU ``torch.Generator`` only. It adds
+gradient accumulation and clipping, mixed precision (bf16, or fp16 with a gradient scaler), ``torch.compile``,
+DistributedDataParallel under ``torchrun``, periodic evaluation, atomic checkpoints with exact resume, a progress bar
+with tokens/s and MFU, ``metrics.jsonl`` + ``loss.png`` (``gpt_reference.metrics``) and minGPT-style callbacks.
 
-* a model: an ``nn.Module`` whose ``forward(x, y)`` returns ``(logits, loss)`` with ``loss`` a scalar;
-* a ``TrainConfig`` (see ``gpt_reference.config``);
-* a data object with ``get_batch(split, batch_size, generator, device) -> (x, y)``, which draws its random rows
-  with the given CPU ``torch.Generator`` only.
+An *iteration* (or *step*) is one optimizer update. ``iter_num`` counts the steps done, so the step being computed
+is number ``iter_num`` (0-based) and uses ``get_lr(iter_num, ...)``; evaluations, metrics lines and checkpoints
+carry ``iter_num`` at that moment ("iter 250": after 250 steps). A step is ``grad_accum_steps`` *micro-batches* of
+``batch_size`` rows, counted over all DDP processes: with W processes, process r computes micro-batches
+``r*A .. (r+1)*A - 1``, ``A = grad_accum_steps // W``.
 
-and it provides: AdamW with weight decay on matrices only, linear warmup + cosine learning-rate decay, gradient
-accumulation, gradient clipping, mixed precision (bf16, or fp16 with a gradient scaler), ``torch.compile``,
-DistributedDataParallel under ``torchrun``, periodic evaluation, atomic checkpoints with exact resume, a progress
-bar with tokens/s and MFU, ``metrics.jsonl`` + ``loss.png``, and minGPT-style callbacks.
-
-Vocabulary: an *iteration* (or *step*) is one optimizer update. ``iter_num`` always counts the steps done so far,
-so the step being computed is number ``iter_num`` (0-based) and uses ``get_lr(iter_num, ...)``; after it
-``iter_num`` is one larger. Evaluations, metrics lines and checkpoints are labelled with ``iter_num`` at that
-moment: "iter 250" means "after 250 optimizer steps". A step is made of ``grad_accum_steps`` *micro-batches* of
-``batch_size`` rows each, summed over all DDP processes.
-
-Which data a micro-batch sees is a pure function of the run (see ``batch_seed``): micro-batch ``g`` of step ``s``
-reads the rows drawn by ``torch.Generator().manual_seed(batch_seed(seed, "train", s, g))``. Under DDP with W
-processes, process r computes micro-batches ``r*A .. (r+1)*A - 1`` with ``A = grad_accum_steps // W``. Hence
-
-* resuming needs no data-loader state (the step number is enough), and on the CPU it is bit-identical to a run
-  that was never interrupted (the checkpoint also holds every random-number generator's state, for dropout);
-* 2 DDP processes see exactly the batches that 1 process sees with the same ``grad_accum_steps``.
-
-Evaluation batch k of a split always comes from ``batch_seed(seed, split, EVAL_STEP, k)``: every evaluation
-measures the same batches, so the curves in ``loss.png`` are not noisier than they need to be.
-
-Typical use::
+The rows a micro-batch reads are a pure function of the run: micro-batch ``g`` of step ``s`` is drawn by
+``torch.Generator().manual_seed(batch_seed(seed, "train", s, g))`` (``data.batch_seed``), evaluation batch ``k`` of a
+split by ``batch_seed(seed, split, EVAL_STEP, k)``. So a resume needs no data-loader state and on the CPU continues
+bit-identically (the checkpoint holds every generator's state, for dropout); 2 DDP processes take the steps of 1
+process with the same ``grad_accum_steps``; every evaluation measures the same batches; and a plain loop of
+``get_batch``, ``get_lr`` and ``train_step`` over these seeds takes the trainer's steps (tests/test_trainer.py).
 
     trainer = Trainer(model, TrainConfig(max_iters=2000), data, flops_per_token=model.flops_per_token())
     trainer.add_callback("on_eval_end", lambda t: print(t.iter_num, t.last_eval))
@@ -39,238 +29,118 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
-import inspect
-import json
 import math
 import os
-import random
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from .checkpoint import (get_rng_states, load_checkpoint, read_checkpoint, save_checkpoint, set_rng_states, set_seed,
+                         unwrap_model)
 from .config import TrainConfig
+from .data import EVAL_STEP, SPLIT_IDS, batch_seed
 from .hardware import auto_device, autocast, peak_flops, resolve_dtype, synchronize
-
-__all__ = [
-    "EVENTS",
-    "EVAL_STEP",
-    "SPLIT_IDS",
-    "BatchSource",
-    "Trainer",
-    "TrainingDiverged",
-    "batch_seed",
-    "configure_optimizer",
-    "get_lr",
-    "load_checkpoint",
-    "lr_at",
-    "save_checkpoint",
-    "set_seed",
-    "unwrap_model",
-]
+from .metrics import RunMetrics
+from .optim import configure_optimizer, get_lr
 
 CHECKPOINT_NAME = "ckpt.pt"
-METRICS_NAME = "metrics.jsonl"
-PLOT_NAME = "loss.png"
 EVENTS = ("on_batch_end", "on_eval_end", "on_train_end")
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class BatchSource(Protocol):
     """What the trainer needs from the data: random (x, y) rows drawn with the given generator only."""
 
-    def get_batch(
-        self, split: str, batch_size: int, generator: torch.Generator, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def get_batch(self, split: str, batch_size: int, generator: torch.Generator, device: torch.device) -> Batch: ...
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the parameters are left as they were before that step."""
 
 
-# ---- which rows each micro-batch reads ------------------------------------------------------------------------
-
-SPLIT_IDS = {"train": 0, "val": 1}
-EVAL_STEP = -1  # the "step" used for evaluation batches; training steps are >= 0, so the streams never coincide
-_SEED_MULTIPLIER = 1_000_003  # a prime larger than any split id, step or micro-batch index we expect
+# ---- lesson 04: one step, an honest loss, the loop ----------------------------------------------------------------
 
 
-def batch_seed(seed: int, split: str, step: int, micro: int) -> int:
-    """The seed of the generator for micro-batch ``micro`` of optimizer step ``step`` on ``split``.
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequence[Batch], grad_clip: float = 1.0,
+               *, dtype: torch.dtype = torch.bfloat16, scaler: torch.amp.GradScaler | None = None) -> float:
+    """One optimizer step over the micro-batches ``batches`` (gradient accumulation); returns their mean loss.
 
-    A polynomial in the four integers, ``(((seed·P + split_id)·P + step)·P + micro) mod 2**63`` with
-    ``P = 1_000_003`` and ``split_id`` 0 for train, 1 for val: different (split, step, micro) give different
-    seeds, and the same ones give the same seed in every process and every run. (Python's ``hash()`` of a
-    string would not: it is randomised per process.)
+    Each micro-batch's loss ``model(x, y)[1]`` is divided by their number before ``backward()``, so the summed
+    gradients are those of the mean loss over all the rows. Then the global gradient norm is clipped to
+    ``grad_clip`` (when > 0), the optimizer steps and the gradients are cleared. On CUDA the forward pass runs
+    under autocast in ``dtype`` (float32: none); fp16 needs a ``GradScaler`` (``scaler``), which scales the loss
+    before ``backward`` and unscales the gradients before clipping. For a DistributedDataParallel model, gradients
+    are all-reduced once, after the last micro-batch, and the mean loss is that of all processes. A NaN or
+    infinite loss raises ``TrainingDiverged`` before the step: the parameters stay as they were.
     """
-    value = seed
-    for part in (SPLIT_IDS[split], step, micro):
-        value = (value * _SEED_MULTIPLIER + part) % 2**63
-    return value
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)  # summed on the device: no waiting for it after each micro-batch
+    for i, (x, y) in enumerate(batches):
+        last = i == len(batches) - 1
+        # DDP all-reduces gradients only on the last micro-batch; the others just accumulate locally
+        with model.no_sync() if isinstance(model, DDP) and not last else contextlib.nullcontext():
+            with autocast(device, dtype):
+                _, loss = model(x, y)
+            loss = loss / len(batches)
+            loss_sum += loss.detach().float()
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+    if isinstance(model, DDP):  # every process logs, and detects divergence, alike
+        dist.all_reduce(loss_sum)
+        loss_sum /= dist.get_world_size()
+    mean_loss = loss_sum.item()
+    if not math.isfinite(mean_loss):
+        optimizer.zero_grad(set_to_none=True)
+        raise TrainingDiverged(f"the loss became {mean_loss}")
+    if grad_clip > 0:
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return mean_loss
 
 
-def _generator(seed: int, split: str, step: int, micro: int) -> torch.Generator:
-    return torch.Generator().manual_seed(batch_seed(seed, split, step, micro))
+@torch.no_grad()
+def estimate_loss(model: nn.Module, get_batch_fn: Callable[[], Batch], eval_iters: int, *,
+                  dtype: torch.dtype = torch.bfloat16) -> float:
+    """The mean loss over ``eval_iters`` batches from ``get_batch_fn()``, in eval mode (no dropout) and without
+    gradients (no graph to keep); the model ends in train mode. On CUDA under autocast in ``dtype``."""
+    model.eval()
+    device = next(model.parameters()).device
+    total = torch.zeros((), device=device)  # float32: MPS has no float64
+    for _ in range(eval_iters):
+        x, y = get_batch_fn()
+        with autocast(device, dtype):
+            total += model(x, y)[1].float()
+    model.train()
+    return (total / eval_iters).item()
 
 
-# ---- optimizer and learning-rate schedule ---------------------------------------------------------------------
-
-
-def configure_optimizer(
-    model: nn.Module,
-    weight_decay: float,
-    learning_rate: float,
-    betas: tuple[float, float],
-    device_type: str,
-) -> torch.optim.AdamW:
-    """AdamW with two parameter groups: weight decay for every parameter with ``dim() >= 2`` (the matrices of
-    Linear layers and embeddings), none for the rest (biases, LayerNorm gains and shifts).
-
-    Group 0 is the decayed one, group 1 the other. Only parameters with ``requires_grad`` are optimised; a tied
-    weight (one tensor registered under two names) appears once. On CUDA the fused kernel is used when this
-    PyTorch has it.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]  # parameters() yields a shared tensor once
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    extra: dict[str, Any] = {}
-    if device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters:
-        extra["fused"] = True
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **extra)
-
-
-def get_lr(it: int, warmup_iters: int, lr_decay_iters: int, learning_rate: float, min_lr: float) -> float:
-    """The learning rate for optimizer step ``it`` (0-based: the first update uses ``it = 0``).
-
-    * warmup, ``it < warmup_iters``: linear, ``learning_rate * (it + 1) / (warmup_iters + 1)``, so step 0 already
-      moves (nanoGPT's convention) and the last warmup step uses ``learning_rate * warmup_iters / (warmup_iters+1)``;
-    * ``warmup_iters <= it < lr_decay_iters``: cosine from ``learning_rate`` (at ``it = warmup_iters``) down to
-      ``min_lr``, ``min_lr + (learning_rate - min_lr) * (1 + cos(pi * r)) / 2`` with
-      ``r = (it - warmup_iters) / (lr_decay_iters - warmup_iters)``;
-    * ``it >= lr_decay_iters``: ``min_lr``.
-    """
-    if it < warmup_iters:
-        return learning_rate * (it + 1) / (warmup_iters + 1)
-    if it >= lr_decay_iters:
-        return min_lr
-    decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
-    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
-    return min_lr + coeff * (learning_rate - min_lr)
-
-
-def lr_at(it: int, config: TrainConfig) -> float:
-    """``get_lr`` with a TrainConfig's numbers, or the constant ``learning_rate`` when ``decay_lr`` is off."""
-    if not config.decay_lr:
-        return config.learning_rate
-    return get_lr(it, config.warmup_iters, config.lr_decay_iters, config.learning_rate, config.min_lr)
-
-
-# ---- checkpoints ----------------------------------------------------------------------------------------------
-
-
-def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` that never leaves a half-written file at ``path``.
-
-    The object is written to a temporary file in the same folder, flushed and fsync'ed to the disk, and only
-    then renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows). A crash at any moment leaves
-    either the old checkpoint or the new one, never a mixture. Temporary files left by earlier crashes are
-    removed after a successful save.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    for stale in path.parent.glob(f"{path.name}.tmp*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool = True) -> Any:
-    """``torch.load`` of a checkpoint. The trainer's checkpoints hold only tensors and plain Python values, so
-    they load with ``weights_only=True``, which cannot run code hidden in a malicious file."""
-    return torch.load(path, map_location=map_location, weights_only=weights_only)
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside DistributedDataParallel (``.module``) and ``torch.compile`` (``._orig_mod``)."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def _clean_state_dict(state: dict[str, Any]) -> dict[str, Any]:
-    """Strip the ``_orig_mod.`` (compile) and ``module.`` (DDP) prefixes some tools leave in parameter names."""
-    out = {}
-    for key, value in state.items():
-        for prefix in ("_orig_mod.", "module."):
-            while key.startswith(prefix):
-                key = key[len(prefix) :]
-        out[key.replace("._orig_mod.", ".")] = value
-    return out
-
-
-def _get_rng_state(device: torch.device) -> dict[str, Any]:
-    """Every random-number generator a training step may use, as tensors and plain values only."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    elif device.type == "mps" and hasattr(torch, "mps") and hasattr(torch.mps, "get_rng_state"):
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    torch.set_rng_state(state["torch"].cpu())
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
-    elif device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"].cpu())
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's (CPU and every GPU) global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, get_batch_fn: Callable[[], Batch], max_iters: int,
+        lr_at: Callable[[int], float], grad_accum_steps: int = 1, grad_clip: float = 1.0,
+        progress: bool = False) -> list[float]:
+    """``max_iters`` training steps; step ``it`` (from 0) sets every parameter group's learning rate to
+    ``lr_at(it)``, draws ``grad_accum_steps`` micro-batches from ``get_batch_fn()`` and calls ``train_step``.
+    Returns the loss of every step (lesson 04's loop; evaluation and checkpoints are the caller's)."""
+    losses = []
+    for it in tqdm(range(max_iters), disable=not progress, leave=False):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(it)
+        batches = [get_batch_fn() for _ in range(grad_accum_steps)]
+        losses.append(train_step(model, optimizer, batches, grad_clip))
+    return losses
 
 
 # ---- the trainer ----------------------------------------------------------------------------------------------
@@ -281,80 +151,60 @@ class Trainer:
 
     Pass the plain model (``config.compile`` compiles it). Attributes callbacks may read: ``model`` (the plain
     module, never the DDP/compiled wrapper), ``config``, ``device``, ``dtype``, ``optimizer``, ``iter_num`` (steps
-    done), ``last_loss`` (mean loss of the last step's micro-batches, over all processes), ``last_lr``,
-    ``last_eval`` (``{"train": ..., "val": ...}`` of the last evaluation), ``best_val_loss``, ``tokens_per_sec``,
-    ``mfu`` (None when unknown), ``rank``, ``world_size``, ``is_master``, ``out_dir``, ``ckpt_path``.
-
-    ``flops_per_token`` (training FLOPs, forward + backward, per token) enables the MFU figure; ``extra_state``
-    (e.g. the run's config, so that the model can be rebuilt) is stored in every checkpoint as it is.
+    done), ``last_loss`` (mean loss of the last step, over all processes), ``last_lr``, ``last_eval`` (``{"train":
+    ..., "val": ...}``), ``best_val_loss``, ``metrics`` (``tokens_per_sec``, ``mfu``), ``rank``, ``world_size``,
+    ``is_master``, ``out_dir``, ``ckpt_path``. ``flops_per_token`` (training FLOPs per token) enables the MFU
+    figure; ``extra_state`` (e.g. the run's config, to rebuild the model) is stored in every checkpoint as it is.
 
     Under ``torchrun`` (the environment has RANK, WORLD_SIZE and LOCAL_RANK) the trainer joins the process group
     (nccl on CUDA, gloo on the CPU), uses GPU ``LOCAL_RANK``, wraps the model in DistributedDataParallel, and only
-    rank 0 shows progress, writes metrics and checkpoints. ``fit`` leaves the process group at its end (``close``).
+    rank 0 (``is_master``) shows progress, writes metrics and checkpoints. ``fit`` leaves the group at its end.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        config: TrainConfig,
-        data: BatchSource,
-        *,
-        flops_per_token: float | None = None,
-        extra_state: dict[str, Any] | None = None,
-    ) -> None:
-        self.config = config
-        self.data = data
-        self.flops_per_token = flops_per_token
-        self.extra_state = extra_state
+    def __init__(self, model: nn.Module, config: TrainConfig, data: BatchSource, *,
+                 flops_per_token: float | None = None, extra_state: dict[str, Any] | None = None) -> None:
+        self.config, self.data, self.extra_state = config, data, extra_state
         self.callbacks: dict[str, list[Callable[[Trainer], None]]] = {event: [] for event in EVENTS}
 
         # --- processes and device
         self.ddp = int(os.environ.get("RANK", -1)) != -1 and int(os.environ.get("WORLD_SIZE", 1)) > 1
-        if self.ddp:
-            self.rank = int(os.environ["RANK"])
-            self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-            self.world_size = int(os.environ["WORLD_SIZE"])
-        else:
-            self.rank, self.local_rank, self.world_size = 0, 0, 1
-        self.is_master = self.rank == 0
+        self.rank = int(os.environ["RANK"]) if self.ddp else 0
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0)) if self.ddp else 0
+        self.world_size = int(os.environ["WORLD_SIZE"]) if self.ddp else 1
+        self.is_master = self.rank == 0  # the process that logs and writes files
         if config.grad_accum_steps < 1 or config.grad_accum_steps % self.world_size != 0:
             raise ValueError(
                 f"grad_accum_steps ({config.grad_accum_steps}) must be a positive multiple of the number of "
                 f"processes ({self.world_size}): it counts the micro-batches of all processes together"
             )
+        self.local_accum = config.grad_accum_steps // self.world_size
         self.device = auto_device(config.device)
         self._owns_process_group = False
         if self.ddp:
-            import torch.distributed as dist
-
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", self.local_rank)
                 torch.cuda.set_device(self.device)
             if not dist.is_initialized():
                 dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
                 self._owns_process_group = True
-        self.local_accum = config.grad_accum_steps // self.world_size
         set_seed(config.seed + self.rank)
 
         # --- precision
         self.dtype = resolve_dtype(self.device, config.dtype)
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # as nanoGPT: fp32 matmuls may use TF32 tensor cores
-        self.scaler = torch.amp.GradScaler(
-            "cuda", enabled=self.device.type == "cuda" and self.dtype == torch.float16
-        )
+        fp16 = self.device.type == "cuda" and self.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)  # a no-op unless fp16
 
-        # --- model, optimizer
+        # --- model and optimizer
         self.model = unwrap_model(model).to(self.device)
         self.model.train()
-        self.optimizer = configure_optimizer(
-            self.model, config.weight_decay, config.learning_rate, (config.beta1, config.beta2), self.device.type
-        )
+        betas = (config.beta1, config.beta2)
+        self.optimizer = configure_optimizer(self.model, config.weight_decay, config.learning_rate, betas,
+                                             device_type=self.device.type)  # fmt: skip
         self._eval_model: nn.Module = torch.compile(self.model) if config.compile else self.model
         self._train_model: nn.Module = self._eval_model
         if self.ddp:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [self.local_rank] if self.device.type == "cuda" else None
             self._train_model = DDP(self._eval_model, device_ids=ids)
 
@@ -364,21 +214,14 @@ class Trainer:
         self.iter_num = 0
         self.best_val_loss = float("inf")
         self.last_loss: float | None = None
-        self.last_lr: float = lr_at(0, config)
+        self.last_lr: float | None = None
         self.last_eval: dict[str, float] = {}
-        self.tokens_per_sec: float | None = None
-        self.mfu: float | None = None
-        self._step_tokens_per_sec: float | None = None
-        self.peak_flops = peak_flops(self.device)
+        self.metrics = RunMetrics(self.out_dir, writes=self.is_master, progress=config.progress,
+                                  log_interval=config.log_interval, flops_per_token=flops_per_token,
+                                  peak_flops=peak_flops(self.device), world_size=self.world_size)  # fmt: skip
         self._last_saved_iter: int | None = None
-        self._bar: tqdm | None = None
         if config.resume:
-            self.load(self.ckpt_path)
-
-    @property
-    def is_main_process(self) -> bool:
-        """Another name for ``is_master``: rank 0, the process that logs and writes files."""
-        return self.is_master
+            self.load()
 
     # ---- callbacks --------------------------------------------------------------------------------------------
 
@@ -390,155 +233,97 @@ class Trainer:
             raise ValueError(f"unknown event {event!r}; events are {', '.join(EVENTS)}")
         self.callbacks[event].append(fn)
 
-    def set_callback(self, event: str, fn: Callable[[Trainer], None]) -> None:
-        """Replace the callbacks of ``event`` with ``fn`` (minGPT's name)."""
-        self.callbacks[event] = []
-        self.add_callback(event, fn)
-
     def trigger_callbacks(self, event: str) -> None:
         for fn in self.callbacks[event]:
             fn(self)
         if self.callbacks[event]:
             self.model.train()  # a callback that sampled from the model may have left it in eval mode
 
-    # ---- evaluation -------------------------------------------------------------------------------------------
+    # ---- one step, the evaluation -----------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def estimate_loss(self) -> dict[str, float]:
-        """Mean loss over ``eval_iters`` fixed batches of each split, in eval mode (no dropout).
+    def _batch(self, split: str, step: int, micro: int) -> Batch:
+        generator = torch.Generator().manual_seed(batch_seed(self.config.seed, split, step, micro))
+        return self.data.get_batch(split, self.config.batch_size, generator, self.device)
 
-        Batch k of a split is always the same rows, so evaluations are comparable. Under DDP the batches are
-        shared out among the processes and the sums are all-reduced, so every process gets the same numbers:
-        call it in every process.
-        """
-        n = self.config.eval_iters
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            sums = torch.zeros(len(SPLIT_IDS), device=self.device)  # float32: MPS has no float64
-            for i, split in enumerate(SPLIT_IDS):
-                for k in range(self.rank, n, self.world_size):
-                    gen = _generator(self.config.seed, split, EVAL_STEP, k)
-                    x, y = self.data.get_batch(split, self.config.batch_size, gen, self.device)
-                    with autocast(self.device, self.dtype):
-                        _, loss = self._eval_model(x, y)
-                    sums[i] += loss.detach().float()
-            if self.ddp:
-                import torch.distributed as dist
-
-                dist.all_reduce(sums)
-            means = (sums / max(n, 1)).tolist()
-        finally:
-            self.model.train(was_training)
-        return dict(zip(SPLIT_IDS, means))
-
-    # ---- checkpoints ------------------------------------------------------------------------------------------
-
-    def state_dict(self, all_ranks: bool = True) -> dict[str, Any]:
-        """Everything a resumed run needs. With ``all_ranks`` (a collective: every process must call it) the
-        RNG states of all DDP processes are gathered; otherwise only this process's is stored."""
-        rng = [_get_rng_state(self.device)]
-        if self.ddp and all_ranks:
-            import torch.distributed as dist
-
-            gathered: list[Any] = [None] * self.world_size
-            dist.all_gather_object(gathered, rng[0])
-            rng = gathered
-        return {
-            "model": _clean_state_dict(self.model.state_dict()),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "iter_num": self.iter_num,
-            "best_val_loss": self.best_val_loss,
-            "config": asdict(self.config),
-            "extra_state": self.extra_state,
-            "rng": rng,
-            "world_size": self.world_size if all_ranks else 1,
-        }
-
-    def save(self, path: str | os.PathLike | None = None, all_ranks: bool = True) -> Path:
-        """Write a checkpoint (rank 0 writes; with ``all_ranks`` every process must call this)."""
-        path = Path(path) if path is not None else self.ckpt_path
-        state = self.state_dict(all_ranks=all_ranks)
-        if self.is_master:
-            save_checkpoint(state, path)
-        self._last_saved_iter = self.iter_num
-        return path
-
-    def load(self, path: str | os.PathLike | None = None) -> None:
-        """Restore model, optimizer, scaler, counters and RNG states from a checkpoint (``config.resume`` does
-        this at construction). The current TrainConfig is kept: you may, say, raise ``max_iters``."""
-        path = Path(path) if path is not None else self.ckpt_path
-        if not path.exists():
-            raise FileNotFoundError(f"cannot resume: no checkpoint at {path} (train without --resume first)")
-        ckpt = load_checkpoint(path, map_location=self.device)
-        self.model.load_state_dict(_clean_state_dict(ckpt["model"]))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.iter_num = int(ckpt["iter_num"])
-        self.best_val_loss = float(ckpt["best_val_loss"])
-        self._last_saved_iter = self.iter_num
-        rng = ckpt.get("rng") or []
-        if self.rank < len(rng) and (len(rng) == self.world_size or self.rank == 0):
-            _set_rng_state(rng[self.rank], self.device)
-        else:  # saved by a different number of processes: fresh but distinct streams
-            set_seed(self.config.seed + self.rank + self.iter_num)
-        self.last_lr = lr_at(self.iter_num, self.config)
-
-    # ---- training ---------------------------------------------------------------------------------------------
-
-    def train_step(self) -> tuple[float, int]:
-        """One optimizer step over this process's micro-batches, at the learning rate of step ``iter_num`` (which
-        ``fit`` then advances). Returns (mean loss, tokens in all processes). ``bench`` times exactly this."""
-        cfg = self.config
-        lr = lr_at(self.iter_num, cfg)
+    def step(self) -> tuple[float, int]:
+        """Optimizer step number ``iter_num`` (``fit`` then advances ``iter_num``): its learning rate, this
+        process's micro-batches, ``train_step``. Returns (mean loss, tokens in all processes). ``bench`` times it."""
+        cfg, it = self.config, self.iter_num
+        lr = get_lr(it, cfg.warmup_iters, cfg.lr_decay_iters, cfg.learning_rate, cfg.min_lr) if cfg.decay_lr else \
+            cfg.learning_rate  # fmt: skip
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.last_lr = lr
-
-        def batch(micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-            g = self.rank * self.local_accum + micro  # global micro-batch index, over all processes
-            gen = _generator(cfg.seed, "train", self.iter_num, g)
-            return self.data.get_batch("train", cfg.batch_size, gen, self.device)
-
-        loss_sum = torch.zeros((), device=self.device)
-        tokens = 0
-        x, y = batch(0)
-        for micro in range(self.local_accum):
-            last = micro == self.local_accum - 1
-            # DDP all-reduces gradients only on the last micro-batch; the others just accumulate locally
-            sync = self._train_model.no_sync() if self.ddp and not last else contextlib.nullcontext()
-            with sync:
-                with autocast(self.device, self.dtype):
-                    _, loss = self._train_model(x, y)
-                    loss = loss / self.local_accum  # the gradients add up to those of the mean loss
-                tokens += x.numel()
-                if not last:
-                    x, y = batch(micro + 1)  # fetch the next batch while the device works on this one
-                self.scaler.scale(loss).backward()
-            loss_sum += loss.detach().float()
-
-        if self.ddp:  # the mean over all processes: every process logs, and detects divergence, alike
-            import torch.distributed as dist
-
-            dist.all_reduce(loss_sum)
-            loss_sum /= self.world_size
-        loss_value = loss_sum.item()  # waits for the device
-        if not math.isfinite(loss_value):
+        first = self.rank * self.local_accum  # micro-batches are numbered over all processes
+        batches = [self._batch("train", it, g) for g in range(first, first + self.local_accum)]
+        try:
+            loss = train_step(self._train_model, self.optimizer, batches, cfg.grad_clip, dtype=self.dtype,
+                              scaler=self.scaler)  # fmt: skip
+        except TrainingDiverged as error:
             raise TrainingDiverged(
-                f"the loss became {loss_value} at iteration {self.iter_num} (learning rate {lr:.3g}); the "
-                f"parameters are those before that step and {self.ckpt_path} was not overwritten. Try a lower "
-                "learning_rate (or a longer warmup_iters), check that the data and targets are valid (token ids "
-                "below the vocabulary size), and keep grad_clip > 0"
-            )
-        if cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss_value, tokens * self.world_size
+                f"{error} at iteration {it} (learning rate {lr:.3g}); the parameters are those before that step "
+                f"and {self.ckpt_path} was not overwritten. Try a lower learning_rate (or a longer warmup_iters), "
+                "check that the data and targets are valid (token ids below the vocabulary size), and keep "
+                "grad_clip > 0"
+            ) from None
+        return loss, sum(x.numel() for x, _ in batches) * self.world_size
+
+    def estimate_loss(self) -> dict[str, float]:
+        """``estimate_loss`` over ``eval_iters`` fixed batches of each split: batch k of a split is always the same
+        rows, so evaluations are comparable. Under DDP the batches are shared out among the processes and the
+        sums all-reduced, so every process gets the same numbers: call it in every process."""
+        n = self.config.eval_iters
+        mine = range(self.rank, n, self.world_size)
+        sums = torch.zeros(len(SPLIT_IDS), device=self.device)
+        for i, split in enumerate(SPLIT_IDS):
+            batches = (self._batch(split, EVAL_STEP, k) for k in mine)
+            if mine:
+                mean = estimate_loss(self._eval_model, lambda: next(batches), len(mine), dtype=self.dtype)
+                sums[i] = mean * len(mine)
+        if self.ddp:
+            dist.all_reduce(sums)
+        return dict(zip(SPLIT_IDS, (sums / max(n, 1)).tolist()))
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------
+
+    def save(self, all_ranks: bool = True) -> Path:
+        """Write ``ckpt_path`` (rank 0 writes). With ``all_ranks`` (a collective: every process must call it) the
+        RNG states of all DDP processes are gathered into it; otherwise only this process's."""
+        rng_states = [get_rng_states(self.device)]
+        if self.ddp and all_ranks:
+            gathered: list[Any] = [None] * self.world_size
+            dist.all_gather_object(gathered, rng_states[0])
+            rng_states = gathered
+        if self.is_master:
+            extra = {
+                "scaler": self.scaler.state_dict(),
+                "best_val_loss": self.best_val_loss,
+                "config": asdict(self.config),
+                "extra_state": self.extra_state,
+                "rng_states": rng_states,
+            }
+            save_checkpoint(self.ckpt_path, self.model, self.optimizer, self.iter_num, extra=extra)
+        self._last_saved_iter = self.iter_num
+        return self.ckpt_path
+
+    def load(self) -> None:
+        """Restore model, optimizer, scaler, counters and RNG states from ``ckpt_path`` (``config.resume`` does
+        this at construction). The current TrainConfig is kept: you may, say, raise ``max_iters``."""
+        if not self.ckpt_path.exists():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {self.ckpt_path} (train without --resume first)")
+        self.iter_num = load_checkpoint(self.ckpt_path, self.model, self.optimizer, map_location=self.device)
+        extra = read_checkpoint(self.ckpt_path, mmap=True)  # the trainer's own entries
+        if extra["scaler"]:
+            self.scaler.load_state_dict(extra["scaler"])
+        self.best_val_loss = float(extra["best_val_loss"])
+        self._last_saved_iter = self.iter_num
+        rng_states = extra["rng_states"]
+        if self.rank < len(rng_states) and (len(rng_states) == self.world_size or self.rank == 0):
+            set_rng_states(rng_states[self.rank], self.device)
+        else:  # saved by a different number of processes: fresh but distinct streams
+            set_seed(self.config.seed + self.rank + self.iter_num)
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
 
     def fit(self) -> dict[str, Any]:
         """Train from ``iter_num`` to ``config.max_iters``.
@@ -553,231 +338,62 @@ class Trainer:
         Returns a summary: iterations, best/last losses, wall time, tokens/s, MFU and the checkpoint's path.
         """
         cfg = self.config
-        start = time.perf_counter()
-        train_time = 0.0  # seconds spent in training steps (without evaluations and the first step)
-        train_tokens = 0
-        fit_steps = 0
-        if self.is_master:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._prepare_metrics()
-            self._bar = tqdm(
-                total=cfg.max_iters,
-                initial=min(self.iter_num, cfg.max_iters),
-                disable=not cfg.progress,
-                desc="train",
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
+        self.metrics.start(self.iter_num, cfg.max_iters)
         try:
             if self.iter_num == 0 and cfg.max_iters > 0 and not cfg.resume:
-                self._evaluate(start)  # the loss before training (about ln(vocab_size) for a new model)
-            t_last = time.perf_counter()
+                self._evaluate()  # the loss before training (about ln(vocab_size) for a new model)
             while self.iter_num < cfg.max_iters:
-                loss, tokens = self.train_step()
+                self.last_loss, tokens = self.step()
                 self.iter_num += 1
-                self.last_loss = loss
-                now = time.perf_counter()
-                dt, t_last = now - t_last, now
-                fit_steps += 1
-                if fit_steps > 1:  # the first step includes start-up (and compilation): leave it out
-                    train_time += dt
-                    train_tokens += tokens
-                self._update_speed(tokens, dt, first=fit_steps == 1)
-                self._after_step(start)
+                self.metrics.step(self.iter_num, self.last_loss, self.last_lr, tokens)
                 self.trigger_callbacks("on_batch_end")
-                done = self.iter_num == cfg.max_iters
-                if (cfg.eval_interval > 0 and self.iter_num % cfg.eval_interval == 0) or done:
-                    self._evaluate(start)
-                    t_last = time.perf_counter()
+                if (cfg.eval_interval > 0 and self.iter_num % cfg.eval_interval == 0) or self.iter_num == cfg.max_iters:
+                    self._evaluate()
             if self.iter_num > 0 and self._last_saved_iter != self.iter_num:
                 self.save()
             self.trigger_callbacks("on_train_end")
         except KeyboardInterrupt:
-            if self._bar is not None:
-                self._bar.close()
-            if self.is_master:
-                if self.iter_num > 0:
-                    path = self.save(all_ranks=False)
-                    print(
-                        f"\ninterrupted: saved a checkpoint of iteration {self.iter_num} to {path}; continue "
-                        "the run with the same command and --resume=true",
-                        file=sys.stderr,
-                    )
-                else:
-                    print("\ninterrupted before the first step: nothing to save", file=sys.stderr)
+            self.metrics.close()
+            if self.is_master and self.iter_num > 0:
+                path = self.save(all_ranks=False)
+                print(f"\ninterrupted: saved a checkpoint of iteration {self.iter_num} to {path}; continue the run "
+                      "with the same command and --resume=true", file=sys.stderr)  # fmt: skip
+            elif self.is_master:
+                print("\ninterrupted before the first step: nothing to save", file=sys.stderr)
             raise
         finally:
             # an interrupted or diverged step leaves partial (or NaN) gradients: never carry them into a later fit
             self.optimizer.zero_grad(set_to_none=True)
-            if self._bar is not None:
-                self._bar.close()
-                self._bar = None
+            self.metrics.close()
             self.close()
         synchronize(self.device)
-        wall = time.perf_counter() - start
-        if fit_steps == 1:
-            train_time, train_tokens = dt, tokens
-        tok_s = train_tokens / train_time if train_time > 0 else None
         return {
             "iterations": self.iter_num,
-            "steps_this_fit": fit_steps,
+            "steps_this_fit": self.metrics.steps,
             "best_val_loss": self.best_val_loss,
             "train_loss": self.last_eval.get("train"),
             "val_loss": self.last_eval.get("val"),
             "last_loss": self.last_loss,
-            "wall_time": wall,
-            "tokens_per_sec": tok_s,
-            "mfu": self._mfu(tok_s),
+            **self.metrics.summary(),  # wall_time, tokens_per_sec, mfu
             "checkpoint": str(self.ckpt_path) if self.ckpt_path.exists() else None,
         }
+
+    def _evaluate(self) -> None:
+        """Evaluate, log, checkpoint if the val loss improved, then run the on_eval_end callbacks."""
+        if self.config.eval_iters > 0:
+            self.last_eval = self.estimate_loss()
+            self.metrics.evaluation(self.iter_num, self.last_eval)
+            improved = self.last_eval["val"] < self.best_val_loss
+            if improved:
+                self.best_val_loss = self.last_eval["val"]
+            if self.iter_num > 0 and (improved or self.config.always_save_checkpoint):
+                self.save()
+        self.trigger_callbacks("on_eval_end")
+        self.metrics.skip_time()
 
     def close(self) -> None:
         """Leave the process group this trainer joined (fit does this at its end). Safe to call twice."""
         if self._owns_process_group:
-            import torch.distributed as dist
-
             if dist.is_initialized():
                 dist.destroy_process_group()
             self._owns_process_group = False
-
-    # ---- speed, logging, plots --------------------------------------------------------------------------------
-
-    def _mfu(self, tokens_per_sec: float | None) -> float | None:
-        """Model FLOPs utilisation of one device: achieved FLOP/s per process over the device's peak."""
-        if self.flops_per_token is None or self.peak_flops is None or not tokens_per_sec:
-            return None
-        return self.flops_per_token * tokens_per_sec / self.world_size / self.peak_flops
-
-    def _update_speed(self, tokens: int, dt: float, first: bool) -> None:
-        tps = tokens / dt if dt > 0 else None
-        if tps is None:
-            return
-        if self.tokens_per_sec is None or first:
-            self.tokens_per_sec = tps
-        else:  # a moving average: one slow step (a checkpoint, the OS) does not jolt the numbers
-            self.tokens_per_sec = 0.9 * self.tokens_per_sec + 0.1 * tps
-        self._step_tokens_per_sec = tps
-        self.mfu = self._mfu(self.tokens_per_sec)
-
-    def _after_step(self, start: float) -> None:
-        if not self.is_master:
-            return
-        cfg = self.config
-        mfu = "n/a" if self.mfu is None else f"{self.mfu * 100:.1f}%"
-        if self._bar is not None and not self._bar.disable:
-            self._bar.update(1)
-            postfix = {
-                "loss": f"{self.last_loss:.4f}",
-                "lr": f"{self.last_lr:.2e}",
-                "tok/s": f"{self.tokens_per_sec or 0:,.0f}",
-                "mfu": mfu,
-            }
-            self._bar.set_postfix(postfix, refresh=False)  # a dict keeps this order (keywords get sorted)
-        if cfg.log_interval > 0 and self.iter_num % cfg.log_interval == 0:
-            self._write_metrics(
-                {
-                    "type": "train",
-                    "iter": self.iter_num,
-                    "loss": self.last_loss,
-                    "lr": self.last_lr,
-                    "tokens_per_sec": self._step_tokens_per_sec,
-                    "mfu": self._mfu(self._step_tokens_per_sec),
-                    "time": time.perf_counter() - start,
-                }
-            )
-            if not cfg.progress:
-                print(
-                    f"iter {self.iter_num}: loss {self.last_loss:.4f}, lr {self.last_lr:.2e}, "
-                    f"{self.tokens_per_sec or 0:,.0f} tok/s, mfu {mfu}"
-                )
-
-    def _evaluate(self, start: float) -> None:
-        """Evaluate, log, plot, checkpoint if the val loss improved, then run the on_eval_end callbacks."""
-        cfg = self.config
-        if cfg.eval_iters > 0:
-            self.last_eval = self.estimate_loss()
-            if self.is_master:
-                self._write_metrics(
-                    {
-                        "type": "eval",
-                        "iter": self.iter_num,
-                        "train_loss": self.last_eval["train"],
-                        "val_loss": self.last_eval["val"],
-                        "time": time.perf_counter() - start,
-                    }
-                )
-                self._print(
-                    f"iter {self.iter_num}: train loss {self.last_eval['train']:.4f}, "
-                    f"val loss {self.last_eval['val']:.4f}"
-                )
-                self._plot()
-            improved = self.last_eval["val"] < self.best_val_loss
-            if improved:
-                self.best_val_loss = self.last_eval["val"]
-            if self.iter_num > 0 and (improved or cfg.always_save_checkpoint):
-                self.save()
-        self.trigger_callbacks("on_eval_end")
-
-    def _print(self, message: str) -> None:
-        if self._bar is not None and not self._bar.disable:
-            self._bar.write(message)
-        else:
-            print(message)
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.out_dir / METRICS_NAME
-
-    def _prepare_metrics(self) -> None:
-        """A fresh run starts a new metrics file; a resumed one drops lines written after its checkpoint."""
-        path = self.metrics_path
-        if not path.exists():
-            return
-        if self.iter_num == 0:
-            path.unlink()
-            return
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            if record.get("iter", 0) <= self.iter_num:
-                kept.append(line)
-        path.write_text("".join(line + "\n" for line in kept))
-
-    def _write_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def _plot(self) -> None:
-        """Redraw out_dir/loss.png from metrics.jsonl: the logged training losses and the evaluations."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: leaves the user's backend alone
-        from matplotlib.figure import Figure
-
-        train_it, train_loss, eval_it, eval_train, eval_val = [], [], [], [], []
-        for line in self.metrics_path.read_text().splitlines():
-            record = json.loads(line)
-            if record["type"] == "train":
-                train_it.append(record["iter"])
-                train_loss.append(record["loss"])
-            elif record["type"] == "eval":
-                eval_it.append(record["iter"])
-                eval_train.append(record["train_loss"])
-                eval_val.append(record["val_loss"])
-        fig = Figure(figsize=(7, 4.5), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        if train_it:
-            ax.plot(train_it, train_loss, color="tab:blue", alpha=0.35, linewidth=1, label="train (batch)")
-        ax.plot(eval_it, eval_train, "o-", color="tab:blue", markersize=3, label="train (eval)")
-        ax.plot(eval_it, eval_val, "o-", color="tab:orange", markersize=3, label="val (eval)")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("loss")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        tmp = self.out_dir / f".{PLOT_NAME}.tmp"
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, self.out_dir / PLOT_NAME)
-

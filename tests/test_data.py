@@ -201,6 +201,34 @@ def test_get_batch(shakespeare_char):
     assert val_x.max() < 65
 
 
+def test_free_get_batch_reads_tensors_and_memory_maps_alike(tmp_path):
+    """Lesson 04's get_batch serves TokenBins (a uint16 memory map) and lesson notebooks (an int64 tensor)."""
+    ids = torch.randint(0, 65, (500,), generator=torch.Generator().manual_seed(3))
+    ids.numpy().astype(np.uint16).tofile(tmp_path / "ids.bin")
+    bins = np.memmap(tmp_path / "ids.bin", dtype=np.uint16, mode="r")
+    from_tensor = data.get_batch(ids, 16, 8, torch.Generator().manual_seed(5))
+    from_bins = data.get_batch(bins, 16, 8, torch.Generator().manual_seed(5), "cpu")
+    for a, b in zip(from_tensor, from_bins, strict=True):
+        assert torch.equal(a, b) and a.dtype == b.dtype == torch.int64
+
+
+def test_get_batch_with_a_stride_starts_at_whole_sequences():
+    # 50 sequences of 7 tokens end to end; token 100 * sequence + position
+    stream = (100 * torch.arange(50)[:, None] + torch.arange(7)).flatten()
+    x, y = data.get_batch(stream, 6, 1000, torch.Generator().manual_seed(0), stride=7)
+    assert torch.equal(x % 100, torch.arange(6).expand(1000, 6)) and torch.equal(y, x + 1)
+    assert set((x[:, 0] // 100).tolist()) == set(range(50))  # every sequence can be drawn, the last one too
+    # one draw per row, as for stride 1: torch.randint(number of sequences, ...)
+    expected = torch.randint(50, (1000,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x[:, 0] // 100, expected)
+
+
+def test_batch_seeds_differ_per_split_step_and_micro_batch():
+    seeds = {data.batch_seed(1, split, step, micro) for split in data.SPLIT_IDS for step in (data.EVAL_STEP, 0, 1)
+             for micro in range(3)}  # fmt: skip
+    assert len(seeds) == 2 * 3 * 3
+
+
 # ---- any text file -----------------------------------------------------------------------------------------------
 
 

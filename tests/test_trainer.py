@@ -1,9 +1,11 @@
-"""The trainer: schedule, optimizer groups, overfitting, exact resume, atomic checkpoints, DDP, divergence,
-metrics, callbacks and Ctrl-C. Everything runs on the CPU with tiny models."""
+"""The trainer: schedule, optimizer groups, overfitting, a plain loop of lesson 04's functions that takes the
+trainer's steps, exact resume, atomic checkpoints, DDP, divergence, metrics, callbacks and Ctrl-C. Everything runs on
+the CPU with tiny models."""
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -18,17 +20,12 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from gpt_reference.config import TrainConfig
-from gpt_reference.trainer import (
-    Trainer,
-    TrainingDiverged,
-    batch_seed,
-    configure_optimizer,
-    get_lr,
-    load_checkpoint,
-    lr_at,
-    save_checkpoint,
-)
+from gpt_reference.checkpoint import read_checkpoint, save_checkpoint
+from gpt_reference.config import GPTConfig, TrainConfig
+from gpt_reference.data import batch_seed, get_batch
+from gpt_reference.model import GPT
+from gpt_reference.optim import configure_optimizer, get_lr
+from gpt_reference.trainer import Trainer, TrainingDiverged, fit, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB, BLOCK = 16, 8
@@ -105,7 +102,7 @@ def make_trainer(tmp_path: Path, dropout: float = 0.0, model_seed: int = 0, **ov
 
 
 def test_lr_schedule_exact_values():
-    lr = dict(warmup_iters=10, lr_decay_iters=110, learning_rate=1.0, min_lr=0.1)
+    lr = dict(warmup_iters=10, lr_decay_iters=110, max_lr=1.0, min_lr=0.1)
     assert get_lr(0, **lr) == pytest.approx(1 / 11)  # warmup starts above zero: (it + 1) / (warmup + 1)
     assert get_lr(4, **lr) == pytest.approx(5 / 11)
     assert get_lr(9, **lr) == pytest.approx(10 / 11)  # last warmup step
@@ -115,8 +112,14 @@ def test_lr_schedule_exact_values():
     assert get_lr(110, **lr) == pytest.approx(0.1)  # min_lr at lr_decay_iters
     assert get_lr(111, **lr) == get_lr(10_000, **lr) == 0.1  # and after
     assert get_lr(0, 0, 100, 1.0, 0.1) == 1.0  # no warmup
-    cfg = TrainConfig(learning_rate=3e-4, decay_lr=False)
-    assert lr_at(0, cfg) == lr_at(10**6, cfg) == 3e-4
+
+
+def test_decay_lr_off_keeps_the_learning_rate(tmp_path):
+    trainer = make_trainer(tmp_path, decay_lr=False, learning_rate=3e-4, max_iters=3, eval_iters=0)
+    rates = []
+    trainer.add_callback("on_batch_end", lambda t: rates.append(t.optimizer.param_groups[0]["lr"]))
+    trainer.fit()
+    assert rates == [3e-4] * 3
 
 
 def test_weight_decay_only_on_matrices():
@@ -127,7 +130,7 @@ def test_weight_decay_only_on_matrices():
             self.out.weight = self.emb.weight  # one tensor, two names
 
     model = Tied()
-    opt = configure_optimizer(model, weight_decay=0.1, learning_rate=1e-3, betas=(0.9, 0.95), device_type="cpu")
+    opt = configure_optimizer(model, weight_decay=0.1, lr=1e-3, betas=(0.9, 0.95), device_type="cpu")
     assert isinstance(opt, torch.optim.AdamW)
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
@@ -145,7 +148,7 @@ def test_batch_seed_is_a_fixed_formula():
     assert len(seeds) == 2 * 21 * 8
     # the same in a fresh interpreter (no hash randomisation)
     out = subprocess.run(
-        [sys.executable, "-c", "from gpt_reference.trainer import batch_seed; print(batch_seed(1337, 'val', 7, 3))"],
+        [sys.executable, "-c", "from gpt_reference.data import batch_seed; print(batch_seed(1337, 'val', 7, 3))"],
         capture_output=True, text=True, check=True, cwd=REPO,
     ).stdout
     assert int(out) == batch_seed(1337, "val", 7, 3)
@@ -205,6 +208,61 @@ def test_grad_accum_equals_one_big_batch(tmp_path):
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-5, atol=1e-6)
 
 
+class TokenSequence:
+    """A data object over one token sequence per split, cut with the free ``get_batch`` (as ``TokenBins`` does)."""
+
+    def __init__(self, n: int = 400) -> None:
+        g = torch.Generator().manual_seed(1)
+        self.tokens = {split: torch.randint(0, VOCAB, (n,), generator=g) for split in ("train", "val")}
+
+    def get_batch(self, split, batch_size, generator, device):
+        return get_batch(self.tokens[split], BLOCK, batch_size, generator, device)
+
+
+def test_a_plain_loop_of_the_free_functions_takes_the_trainers_steps(tmp_path):
+    """Lesson 06's recipe: the same seed, config and data give the Trainer's per-step losses, with get_batch on
+    batch_seed's generators, get_lr, configure_optimizer and train_step (or lesson 04's fit)."""
+    gpt = GPTConfig(block_size=BLOCK, vocab_size=VOCAB, n_layer=2, n_head=2, n_embd=16, dropout=0.0)
+    cfg = tiny_config(tmp_path, max_iters=20, grad_accum_steps=2, warmup_iters=4, lr_decay_iters=20, eval_interval=10,
+                      weight_decay=0.1, grad_clip=1.0, seed=7)  # fmt: skip
+    data = TokenSequence()
+    torch.manual_seed(0)
+    trainer = Trainer(GPT(gpt), cfg, data)
+    trainer_losses = []
+    trainer.add_callback("on_batch_end", lambda t: trainer_losses.append(t.last_loss))
+    trainer.fit()
+
+    def fresh_model_and_optimizer():
+        torch.manual_seed(0)
+        model = GPT(gpt)
+        return model, configure_optimizer(model, cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2))
+
+    def batch(step, micro):
+        generator = torch.Generator().manual_seed(batch_seed(cfg.seed, "train", step, micro))
+        return get_batch(data.tokens["train"], BLOCK, cfg.batch_size, generator)
+
+    def lr_at(step):
+        return get_lr(step, cfg.warmup_iters, cfg.lr_decay_iters, cfg.learning_rate, cfg.min_lr)
+
+    model, optimizer = fresh_model_and_optimizer()
+    loop_losses = []
+    for step in range(cfg.max_iters):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        batches = [batch(step, micro) for micro in range(cfg.grad_accum_steps)]
+        loop_losses.append(train_step(model, optimizer, batches, cfg.grad_clip))
+    torch.testing.assert_close(torch.tensor(loop_losses), torch.tensor(trainer_losses), rtol=0, atol=1e-4)
+    for p, q in zip(model.parameters(), trainer.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-5)
+
+    # lesson 04's fit draws micro-batch g of step s as its (s * grad_accum_steps + g)-th call of get_batch_fn
+    model, optimizer = fresh_model_and_optimizer()
+    calls = itertools.count()
+    fit_losses = fit(model, optimizer, lambda: batch(*divmod(next(calls), cfg.grad_accum_steps)), cfg.max_iters, lr_at,
+                     cfg.grad_accum_steps, cfg.grad_clip)  # fmt: skip
+    torch.testing.assert_close(torch.tensor(fit_losses), torch.tensor(trainer_losses), rtol=0, atol=1e-4)
+
+
 # ---- checkpoints and resume ----------------------------------------------------------------------------------------
 
 
@@ -226,7 +284,7 @@ def test_resume_is_bit_identical(tmp_path):
 
     first = make_trainer(tmp_path / "b", **{**common, "max_iters": 3})
     first.fit()
-    assert load_checkpoint(first.ckpt_path)["iter_num"] == 3
+    assert read_checkpoint(first.ckpt_path)["iteration"] == 3
     # a new process would build the model from another seed: everything must come from the checkpoint
     resumed = make_trainer(tmp_path / "b", model_seed=123, **common, resume=True)
     assert resumed.iter_num == 3
@@ -235,17 +293,19 @@ def test_resume_is_bit_identical(tmp_path):
     assert_same_training_state(straight, resumed)
     assert resumed.best_val_loss == straight.best_val_loss
     # metrics of the resumed run continue the first part's, without duplicates
-    iters = [r["iter"] for r in map(json.loads, resumed.metrics_path.read_text().splitlines()) if r["type"] == "train"]
+    iters = [r["iter"] for r in map(json.loads, resumed.metrics.path.read_text().splitlines()) if r["type"] == "train"]
     assert iters == [1, 2, 3, 4, 5, 6]
 
 
 def test_checkpoint_contents(tmp_path):
     trainer = Trainer(TinyLM(), tiny_config(tmp_path, max_iters=2), Windows(), extra_state={"model": {"n": 1}})
     trainer.fit()
-    ckpt = load_checkpoint(trainer.ckpt_path)  # weights_only=True: plain tensors and values only
-    assert set(ckpt) >= {"model", "optimizer", "scaler", "iter_num", "best_val_loss", "config", "extra_state", "rng"}
-    assert ckpt["iter_num"] == 2 and ckpt["config"]["max_iters"] == 2 and ckpt["extra_state"] == {"model": {"n": 1}}
-    assert set(ckpt["rng"][0]) >= {"python", "numpy", "torch"}
+    ckpt = read_checkpoint(trainer.ckpt_path)  # weights_only=True: plain tensors and values only
+    # lesson 04's four entries, then the trainer's own
+    assert set(ckpt) == {"model", "optimizer", "iteration", "rng", "scaler", "best_val_loss", "config", "extra_state",
+                         "rng_states"}
+    assert ckpt["iteration"] == 2 and ckpt["config"]["max_iters"] == 2 and ckpt["extra_state"] == {"model": {"n": 1}}
+    assert ckpt["rng"].dtype == torch.uint8 and set(ckpt["rng_states"][0]) >= {"python", "numpy", "torch"}
     assert set(ckpt["model"]) == set(TinyLM().state_dict())
     assert not any(k.startswith(("_orig_mod.", "module.")) for k in ckpt["model"])
 
@@ -260,25 +320,29 @@ def test_checkpoint_write_killed_midway_keeps_the_previous_one(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, torch
-        from gpt_reference.trainer import save_checkpoint
-        save_checkpoint({{"iter_num": 1, "w": torch.arange(1000.0)}}, {str(path)!r})
+        from gpt_reference.checkpoint import save_checkpoint
+        model = torch.nn.Linear(10, 100)
+        torch.nn.init.ones_(model.weight)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        save_checkpoint({str(path)!r}, model, optimizer, 1)
         def dying_save(obj, f, *args, **kwargs):
             f.write(b"half a checkpoint" * 1000)
             f.flush()
             os._exit(1)   # the process dies in the middle of writing
         torch.save = dying_save
-        save_checkpoint({{"iter_num": 2, "w": torch.zeros(1000)}}, {str(path)!r})
+        save_checkpoint({str(path)!r}, model, optimizer, 2)
         """
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
-    ckpt = load_checkpoint(path)
-    assert ckpt["iter_num"] == 1 and torch.equal(ckpt["w"], torch.arange(1000.0))
+    ckpt = read_checkpoint(path)
+    assert ckpt["iteration"] == 1 and torch.equal(ckpt["model"]["weight"], torch.ones(100, 10))
     # the half-written temporary file is there, but not under the checkpoint's name; the next save removes it
     assert [p.name for p in tmp_path.iterdir() if p.name != "ckpt.pt"] != []
-    save_checkpoint({"iter_num": 3}, path)
+    model = nn.Linear(10, 100)
+    save_checkpoint(path, model, torch.optim.SGD(model.parameters(), lr=0.1), 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
-    assert load_checkpoint(path)["iter_num"] == 3
+    assert read_checkpoint(path)["iteration"] == 3
 
 
 # ---- DDP -----------------------------------------------------------------------------------------------------------
@@ -297,10 +361,10 @@ def test_ddp_two_processes_match_one_process_with_grad_accum(tmp_path):
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    a = load_checkpoint(tmp_path / "single" / "ckpt.pt")
-    b = load_checkpoint(tmp_path / "ddp" / "ckpt.pt")
-    assert a["iter_num"] == b["iter_num"] == 5
-    assert len(b["rng"]) == 2  # both processes' RNG states are kept
+    a = read_checkpoint(tmp_path / "single" / "ckpt.pt")
+    b = read_checkpoint(tmp_path / "ddp" / "ckpt.pt")
+    assert a["iteration"] == b["iteration"] == 5
+    assert len(b["rng_states"]) == 2  # both processes' RNG states are kept
     for name in a["model"]:
         torch.testing.assert_close(a["model"][name], b["model"][name], rtol=0, atol=1e-6)
     assert b["best_val_loss"] == pytest.approx(single["best_val_loss"], abs=1e-6)
@@ -334,7 +398,7 @@ def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path):
     assert "learning_rate" in str(info.value) and "grad_clip" in str(info.value)
     assert trainer.iter_num == 3
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())  # the bad step was not taken
-    assert load_checkpoint(trainer.ckpt_path)["iter_num"] == 2  # saved at the evaluation of iteration 2
+    assert read_checkpoint(trainer.ckpt_path)["iteration"] == 2  # saved at the evaluation of iteration 2
 
 
 def test_metrics_plot_callbacks_and_summary(tmp_path):
@@ -352,12 +416,12 @@ def test_metrics_plot_callbacks_and_summary(tmp_path):
     assert set(seen["on_eval_end"][-1][1]) == {"train", "val"}
     assert trainer.model.training  # estimate_loss put it back in train mode
 
-    records = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
+    records = [json.loads(line) for line in trainer.metrics.path.read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
     evals = [r for r in records if r["type"] == "eval"]
     assert [r["iter"] for r in train] == [1, 2, 3, 4, 5]
     assert set(train[0]) == {"type", "iter", "loss", "lr", "tokens_per_sec", "mfu", "time"}
-    assert [r["lr"] for r in train] == pytest.approx([lr_at(i, trainer.config) for i in range(5)])
+    assert [r["lr"] for r in train] == pytest.approx([get_lr(i, 2, 6, 1e-2, 1e-3) for i in range(5)])
     assert all(r["mfu"] is None and r["tokens_per_sec"] > 0 for r in train)
     assert [r["iter"] for r in evals] == [0, 2, 4, 5]
     assert evals[-1]["val_loss"] == pytest.approx(summary["val_loss"])
@@ -365,7 +429,7 @@ def test_metrics_plot_callbacks_and_summary(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert summary["iterations"] == 5 and summary["tokens_per_sec"] > 0 and summary["wall_time"] > 0
-    assert trainer.is_master and trainer.is_main_process and trainer.world_size == 1
+    assert trainer.is_master and trainer.world_size == 1
     assert summary["last_loss"] == trainer.last_loss and summary["best_val_loss"] == trainer.best_val_loss
     assert math.isfinite(summary["train_loss"]) and summary["train_loss"] < math.log(VOCAB) + 0.5
 
@@ -392,7 +456,7 @@ def test_keyboard_interrupt_saves_a_checkpoint(tmp_path, capsys):
     trainer.add_callback("on_batch_end", interrupt)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    assert load_checkpoint(trainer.ckpt_path)["iter_num"] == 3
+    assert read_checkpoint(trainer.ckpt_path)["iteration"] == 3
     err = capsys.readouterr().err
     assert str(trainer.ckpt_path) in err and "--resume=true" in err
     # and the run goes on from there

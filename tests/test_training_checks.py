@@ -15,7 +15,8 @@ import torch
 from torch.nn import functional as F
 
 from autograder import checks_for, get_check, run_check
-from gpt_reference.trainer import get_lr as reference_get_lr
+from gpt_reference.optim import get_lr as reference_get_lr
+from gpt_reference.trainer import train_step as reference_train_step
 
 CHECKS = checks_for("04_training")
 solution, test_solution_notebook_awards_every_check = solution_notebook_tests("04_training", CHECKS)
@@ -140,13 +141,12 @@ def load_checkpoint_plain(path, model, optimizer):
 
 
 def fit_while(model, optimizer, get_batch_fn, max_iters, lr_at, grad_accum_steps=1, grad_clip=1.0, progress=False):
-    from autograder.checks.training import train_step_reference
     losses, it = [], 0
     while it < max_iters:
         lr = lr_at(it)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        losses.append(train_step_reference(model, optimizer, [get_batch_fn() for _ in range(grad_accum_steps)],
+        losses.append(reference_train_step(model, optimizer, [get_batch_fn() for _ in range(grad_accum_steps)],
                                            grad_clip))
         it += 1
     return losses

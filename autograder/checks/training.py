@@ -3,8 +3,10 @@ schedule, gradient clipping, one training step with gradient accumulation, the e
 
 Every check has a visible half and a hidden half with other sizes and edge cases. Each mistake is the reference with
 one plausible error in it; the tests make sure that on each probe no two mistakes, and no mistake and the reference,
-give the same outputs. References are ``gpt_reference``'s own code or the PyTorch operation it uses
-(``F.cross_entropy``, ``torch.optim.AdamW``, ``torch.nn.utils.clip_grad_norm_``).
+give the same outputs. The references are the objects the answer key (``autograder/answer_key.py``) names, those the
+reference GPT trains with: ``gpt_reference.data.get_batch``, ``model.cross_entropy``, ``optim.configure_optimizer``
+and ``get_lr``, ``trainer.train_step``, ``estimate_loss`` and ``fit``, ``checkpoint.save_checkpoint`` and
+``load_checkpoint``, and the PyTorch operations it calls, ``torch.optim.AdamW`` and ``torch.nn.utils.clip_grad_norm_``.
 
 Models are the reference GPT at a tiny size, built inside ``fork_rng`` with a fixed seed; probes draw from private
 generators and fork the global random state, so a check never moves the learner's.
@@ -25,11 +27,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from gpt_reference.checkpoint import load_checkpoint, save_checkpoint
 from gpt_reference.config import GPTConfig
-from gpt_reference.model import GPT
-from gpt_reference.trainer import configure_optimizer, get_lr
+from gpt_reference.data import get_batch
+from gpt_reference.model import GPT, cross_entropy
+from gpt_reference.optim import configure_optimizer, get_lr
+from gpt_reference.trainer import estimate_loss, fit, train_step
 
 from ..core import Check, Mistake, Outputs, ProbeError, as_tensor, register
 from ..probes import flag, register_pair, seeded_randn
@@ -71,14 +75,6 @@ def _flat_params(model: nn.Module) -> torch.Tensor:
 
 
 # ---- 1 · get_batch --------------------------------------------------------------------------------------------------
-
-
-def get_batch_reference(data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator,
-                        device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    x = torch.stack([data[s : s + block_size] for s in starts])
-    y = torch.stack([data[s + 1 : s + 1 + block_size] for s in starts])
-    return x.to(device), y.to(device)
 
 
 def _get_batch_flawed(high_shift: int = 0, shift: int = 1):
@@ -127,7 +123,7 @@ def _probe_get_batch_hidden(fn) -> Outputs:
     return {**long, **short}
 
 
-_pair("get_batch", "get_batch", get_batch_reference, (_probe_get_batch, _probe_get_batch_hidden), (1, 1),
+_pair("get_batch", "get_batch", get_batch, (_probe_get_batch, _probe_get_batch_hidden), (1, 1),
       "batch_size random windows: x = data[s : s + block_size], y = data[s + 1 : s + 1 + block_size], "
       "s from torch.randint(len(data) - block_size, (batch_size,), generator=generator)",
       GET_BATCH_MISTAKES, {"next_draw": "draw the offsets with one call, torch.randint(..., (batch_size,), "
@@ -135,10 +131,6 @@ _pair("get_batch", "get_batch", get_batch_reference, (_probe_get_batch, _probe_g
 
 
 # ---- 2 · cross_entropy ----------------------------------------------------------------------------------------------
-
-
-def cross_entropy_reference(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index)
 
 
 def _cross_entropy_flawed(flaw: str):
@@ -196,7 +188,7 @@ def _probe_cross_entropy_hidden(fn) -> Outputs:
             "one_row": _ce(fn, seeded_randn(1, 12, seed=431), torch.tensor([11]))}
 
 
-_pair("cross_entropy", "cross_entropy", cross_entropy_reference, (_probe_cross_entropy, _probe_cross_entropy_hidden),
+_pair("cross_entropy", "cross_entropy", cross_entropy, (_probe_cross_entropy, _probe_cross_entropy_hidden),
       (2, 1), "mean over non-ignored positions of logsumexp(logits) - logits[target], stable for large logits",
       CROSS_ENTROPY_MISTAKES,
       {"large_logits": "logits of ±1000: make it numerically stable",
@@ -296,11 +288,6 @@ _pair("adamw", "AdamW", torch.optim.AdamW, (_probe_adamw, _probe_adamw_hidden), 
 # ---- 4 · configure_optimizer ----------------------------------------------------------------------------------------
 
 
-def configure_optimizer_reference(model: nn.Module, weight_decay: float, lr: float,
-                                  betas: tuple[float, float]) -> torch.optim.Optimizer:
-    return configure_optimizer(model, weight_decay, lr, betas, "cpu")
-
-
 def _groups_flawed(decayed):
     """configure_optimizer with the parameters in ``decayed(model)`` (a set of ids) decayed and the others not."""
     def configure(model, weight_decay, lr, betas):
@@ -356,7 +343,7 @@ def _probe_configure_hidden(fn) -> Outputs:
             **{f"{k}_sequential": v for k, v in _configure(fn, small, 0.2, 0.01, (0.9, 0.9)).items()}}
 
 
-_pair("configure_optimizer", "configure_optimizer", configure_optimizer_reference,
+_pair("configure_optimizer", "configure_optimizer", configure_optimizer,
       (_probe_configure, _probe_configure_hidden), (1, 1),
       "AdamW with two groups: weight_decay for parameters with dim() >= 2, 0 for the rest; lr and betas as given",
       CONFIGURE_MISTAKES, {"lr": "every group uses the given lr", "betas": "every group uses the given betas"},
@@ -412,10 +399,6 @@ _pair("get_lr", "get_lr", get_lr, (_probe_get_lr, _probe_get_lr_hidden), (2, 1),
 # ---- 6 · clip_grad_norm ---------------------------------------------------------------------------------------------
 
 
-def clip_grad_norm_reference(parameters, max_norm: float) -> torch.Tensor:
-    return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-
-
 def _clip_flawed(flaw: str):
     def clip(parameters, max_norm):
         grads = [p.grad for p in parameters if p.grad is not None]
@@ -457,29 +440,13 @@ def _probe_clip_hidden(fn) -> Outputs:
             **{f"just_below_{k}": v for k, v in _clip(fn, 483, 0.1, 3.0).items()}}
 
 
-_pair("clip_grad_norm", "clip_grad_norm", clip_grad_norm_reference, (_probe_clip, _probe_clip_hidden), (1, 1),
+_pair("clip_grad_norm", "clip_grad_norm", torch.nn.utils.clip_grad_norm_, (_probe_clip, _probe_clip_hidden), (1, 1),
       "global-norm clipping in place, returning the total norm before clipping", CLIP_MISTAKES,
       {"above_total_norm": "return the norm before clipping: the 2-norm of all gradients together",
        "below_grads": "below max_norm the gradients stay as they are"}, tolerance=ADAM_TOLERANCE)
 
 
 # ---- 7 · train_step -------------------------------------------------------------------------------------------------
-
-
-def train_step_reference(model: nn.Module, optimizer: torch.optim.Optimizer,
-                         batches: list[tuple[torch.Tensor, torch.Tensor]], grad_clip: float = 1.0) -> float:
-    device_type = next(model.parameters()).device.type
-    total = 0.0
-    for x, y in batches:
-        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
-            _, loss = model(x, y)
-        (loss / len(batches)).backward()
-        total += loss.item() / len(batches)
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total
 
 
 def _train_step_flawed(flaw: str):
@@ -537,7 +504,7 @@ def _probe_train_step_hidden(fn) -> Outputs:
     return {**{f"adamw_{k}": v for k, v in adam.items()}, **{f"sgd_accumulate_{k}": v for k, v in sgd.items()}}
 
 
-_pair("train_step", "train_step", train_step_reference, (_probe_train_step, _probe_train_step_hidden), (2, 1),
+_pair("train_step", "train_step", train_step, (_probe_train_step, _probe_train_step_hidden), (2, 1),
       "one optimizer step over micro-batches: backward of loss / k for each, clip, step, zero_grad; returns the mean "
       "loss", TRAIN_STEP_MISTAKES,
       {"accumulate_params": "with several micro-batches the update should equal one big batch's",
@@ -545,14 +512,6 @@ _pair("train_step", "train_step", train_step_reference, (_probe_train_step, _pro
 
 
 # ---- 8 · estimate_loss ----------------------------------------------------------------------------------------------
-
-
-def estimate_loss_reference(model: nn.Module, get_batch_fn, eval_iters: int) -> float:
-    model.eval()
-    with torch.no_grad():
-        losses = [model(*get_batch_fn())[1].item() for _ in range(eval_iters)]
-    model.train()
-    return sum(losses) / len(losses)
 
 
 def _estimate_flawed(flaw: str):
@@ -602,25 +561,12 @@ def _probe_estimate_hidden(fn) -> Outputs:
             **{f"{k}_many": v for k, v in _estimate(fn, 512, 9).items()}}
 
 
-_pair("estimate_loss", "estimate_loss", estimate_loss_reference, (_probe_estimate, _probe_estimate_hidden), (1, 1),
+_pair("estimate_loss", "estimate_loss", estimate_loss, (_probe_estimate, _probe_estimate_hidden), (1, 1),
       "mean loss over eval_iters batches in eval mode under no_grad, then back to train mode", ESTIMATE_MISTAKES,
       {"batches_drawn": "draw exactly eval_iters batches"}, tolerance=STEP_TOLERANCE)
 
 
 # ---- 9 · checkpoints ------------------------------------------------------------------------------------------------
-
-
-def save_checkpoint_reference(path, model: nn.Module, optimizer: torch.optim.Optimizer, iteration: int) -> None:
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": iteration,
-                "rng": torch.get_rng_state()}, path)
-
-
-def load_checkpoint_reference(path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    checkpoint = torch.load(path, weights_only=True)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    torch.set_rng_state(checkpoint["rng"])
-    return checkpoint["iteration"]
 
 
 def _save_flawed(flaw: str):
@@ -710,35 +656,24 @@ def _probe_save_hidden(fn) -> Outputs:
 
 
 def _probe_load(fn) -> Outputs:
-    return _resume(save_checkpoint_reference, fn, 523, steps_before=2, iteration=7)
+    return _resume(save_checkpoint, fn, 523, steps_before=2, iteration=7)
 
 
 def _probe_load_hidden(fn) -> Outputs:
-    return {f"{k}_first": v for k, v in _resume(save_checkpoint_reference, fn, 522, 1, iteration=0).items()}
+    return {f"{k}_first": v for k, v in _resume(save_checkpoint, fn, 522, 1, iteration=0).items()}
 
 
 CHECKPOINT_PARTS = {"rng_after_load": "the RNG state, saved under 'rng' and restored",
                     "iteration": "the iteration, saved under 'iteration' and returned by load_checkpoint"}
-_pair("save_checkpoint", "save_checkpoint", save_checkpoint_reference, (_probe_save, _probe_save_hidden), (1, 1),
+_pair("save_checkpoint", "save_checkpoint", save_checkpoint, (_probe_save, _probe_save_hidden), (1, 1),
       "torch.save a dict with 'model', 'optimizer' (state dicts), 'iteration' and 'rng' (torch.get_rng_state())",
       SAVE_MISTAKES, CHECKPOINT_PARTS, tolerance=STEP_TOLERANCE)
-_pair("load_checkpoint", "load_checkpoint", load_checkpoint_reference, (_probe_load, _probe_load_hidden), (1, 1),
+_pair("load_checkpoint", "load_checkpoint", load_checkpoint, (_probe_load, _probe_load_hidden), (1, 1),
       "load a checkpoint into model and optimizer, restore the RNG state, return the iteration; the resumed run "
       "continues exactly", LOAD_MISTAKES, CHECKPOINT_PARTS, tolerance=STEP_TOLERANCE)
 
 
 # ---- 10 · the loop --------------------------------------------------------------------------------------------------
-
-
-def fit_reference(model: nn.Module, optimizer: torch.optim.Optimizer, get_batch_fn, max_iters: int, lr_at,
-                  grad_accum_steps: int = 1, grad_clip: float = 1.0, progress: bool = False) -> list[float]:
-    losses = []
-    for it in range(max_iters):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(it)
-        batches = [get_batch_fn() for _ in range(grad_accum_steps)]
-        losses.append(train_step_reference(model, optimizer, batches, grad_clip))
-    return losses
 
 
 def _fit_flawed(flaw: str):
@@ -749,7 +684,7 @@ def _fit_flawed(flaw: str):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(it + 1 if flaw == "schedule one step ahead" else it)
             batches = [get_batch_fn() for _ in range(grad_accum_steps)]
-            losses.append(train_step_reference(model, optimizer, batches, grad_clip))
+            losses.append(train_step(model, optimizer, batches, grad_clip))
         return losses
     return fit
 
@@ -793,9 +728,9 @@ def _probe_fit_hidden(fn) -> Outputs:
             "no_warmup_losses": _fit(fn, 532, iters=10, accum=1, warmup=0)["losses"]}
 
 
-register(Check(id="training.loop", lesson=LESSON, target="fit", probe=_probe_fit, reference=fit_reference, points=2,
+register(Check(id="training.loop", lesson=LESSON, target="fit", probe=_probe_fit, reference=fit, points=2,
                description="20 steps of your fit (your train_step, the schedule set per step) on a tiny seeded GPT: "
                            "the loss trajectory matches the reference's", mistakes=FIT_MISTAKES, **LOOP_TOLERANCE))
 register(Check(id="training.loop.hidden", lesson=LESSON, target="fit", probe=_probe_fit_hidden,
-               reference=fit_reference, points=1, hidden=True, description="the loop with accumulation, no warmup",
+               reference=fit, points=1, hidden=True, description="the loop with accumulation, no warmup",
                mistakes=FIT_MISTAKES, **LOOP_TOLERANCE))
