@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from autograder import yours
-from autograder.answer_key import ANSWER_KEY
+from autograder.answer_key import ANSWER_KEY, answer_key
 from autograder.core import CHECKS, EXTRA_CHECKS_ENV
 from autograder.loader import GRADING_ENV, load_notebook
 
@@ -235,3 +235,4 @@ def test_a_blank_lesson_gives_the_reference_for_every_object(tmp_path: Path, les
     assert carried.whose == dict.fromkeys(ANSWER_KEY[lesson], "the reference's")
     assert carried.status == dict.fromkeys(ANSWER_KEY[lesson], "yours is not implemented yet")
     assert capsys.readouterr().out.splitlines() == carried.lines()
+    assert {name: getattr(carried, name) for name in carried.whose} == answer_key(lesson)
