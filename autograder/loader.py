@@ -36,6 +36,7 @@ from pathlib import Path
 from .core import Check, ProbeOutcome, run_probe
 
 SKIPPED_TAGS = {"demo", "check"}
+GRADING_ENV = "AUTOGRADER_GRADING"  # "1" while a grader runs a notebook's cells: `yours(...)` gives the reference's
 CELL_MAGICS_WITH_PYTHON_BODY = {"time", "capture"}  # %%time / %%capture run their body in the namespace
 MESSAGE_CAP = 300  # characters of a learner's exception message kept in a problem
 
@@ -224,29 +225,54 @@ def _run_cell(code: str, number: int, namespace: dict, folder: Path, timeout: fl
     return None
 
 
+@contextmanager
+def _grading_flag(on: bool) -> Iterator[None]:
+    """GRADING_ENV set to "1" (``on``) or left as it is, and put back afterwards."""
+    previous = os.environ.get(GRADING_ENV)
+    if on:
+        os.environ[GRADING_ENV] = "1"
+    try:
+        yield
+    finally:
+        if on and previous is None:
+            del os.environ[GRADING_ENV]
+        elif on:
+            os.environ[GRADING_ENV] = previous
+
+
 def load_notebook(
-    path: str | os.PathLike, cell_timeout: float | None = 10.0, check_timeout: float | None = 10.0
+    path: str | os.PathLike,
+    cell_timeout: float | None = 10.0,
+    check_timeout: float | None = 10.0,
+    grading: bool = True,
 ) -> LoadedNotebook:
     """Execute the notebook's code cells (see the module docstring for which) into a fresh module; its
     ``outcome(check)`` then probes them, each probe limited to ``check_timeout`` seconds.
+
+    ``grading`` (the graders' case) sets AUTOGRADER_GRADING=1 while the cells run, so that a ``yours(...)`` in a
+    setup cell gives the reference's objects and the notebook is graded on its own, and sets matplotlib's backend to
+    Agg. ``autograder.yours`` loads a learner's earlier notebook with ``grading=False``: inside the learner's kernel,
+    where the backend is Jupyter's and the earlier notebook's own ``yours(...)`` carries the learner's code forward.
 
     Cells are numbered as the learner counts them: 1 is the notebook's first cell, markdown included. Raises
     NotebookError only when the file cannot be read as a notebook; everything else is a problem in the result.
     """
     path = Path(path).resolve()
     cells = read_cells(path)
-    os.environ["MPLBACKEND"] = "Agg"  # a plt.show() in a kept cell must not open a window and wait for it
+    if grading:
+        os.environ["MPLBACKEND"] = "Agg"  # a plt.show() in a kept cell must not open a window and wait for it
     name = "notebook_" + re.sub(r"\W", "_", path.stem)
     module = types.ModuleType(name, f"the learner's definitions from {path.name}")
     sys.modules[name] = module  # dataclasses and typing look classes' modules up there
     loaded = LoadedNotebook(path, module, check_timeout)
-    for number, cell in enumerate(cells, start=1):
-        if cell.get("cell_type") != "code" or is_skipped(cell):
-            continue
-        code = python_source(_source(cell))
-        if code is None or not code.strip():
-            continue
-        problem = _run_cell(code, number, module.__dict__, path.parent, cell_timeout)
-        if problem:
-            loaded.problems.append(problem)
+    with _grading_flag(grading):
+        for number, cell in enumerate(cells, start=1):
+            if cell.get("cell_type") != "code" or is_skipped(cell):
+                continue
+            code = python_source(_source(cell))
+            if code is None or not code.strip():
+                continue
+            problem = _run_cell(code, number, module.__dict__, path.parent, cell_timeout)
+            if problem:
+                loaded.problems.append(problem)
     return loaded
