@@ -62,3 +62,20 @@ def test_lesson_05_samples_from_the_learners_gpt_trained_on_the_spot_when_lesson
     shakespeare = next(text for text in printed if "shakespeare_char.pt" in text)
     assert "shakespeare_char.pt not found: trained a small model for 20 steps instead" in shakespeare
     assert "skipped: GPT2_WEIGHTS=" in printed[-1]
+
+
+def test_lesson_06_runs_on_the_references_parts_next_to_blank_lessons_01_to_05(
+    tmp_path: Path, kernel_environment
+) -> None:
+    earlier = [lesson for lesson in ANSWER_KEY if lesson < "06_your_gpt"]
+    for lesson in earlier:
+        shutil.copytree(ROOT / "lessons" / lesson, tmp_path / lesson)
+    shutil.copytree(ROOT / "solutions" / "06_your_gpt", tmp_path / "06_your_gpt")
+    printed = execute(tmp_path / "06_your_gpt" / "06_your_gpt.ipynb")
+    assert printed[0].splitlines() == [f"{name}: the reference's — yours is not implemented yet"
+                                       for lesson in earlier for name in ANSWER_KEY[lesson]]  # fmt: skip
+    output = "".join(printed)
+    assert "round trip of the whole corpus: True" in output
+    assert "largest difference over 20 steps" in output and "✓ (atol 1e-4)" in output
+    assert "step 20: train" in output and "bits/char" in output
+    assert "identical tokens: True" in printed[-1]
