@@ -7,8 +7,15 @@ In a notebook::
     from autograder import check, assert_check
     check("attention.softmax", softmax)          # a self-check: one line, ✓ or ✗ with a diagnosis
     assert_check("attention.softmax", softmax)   # in a graded cell: raises AssertionError when wrong
+
+    from autograder import yours
+    CausalSelfAttention = yours("02_attention").CausalSelfAttention   # your earlier lesson's object, or the reference's
 """
 
 from .core import Check, Mistake, ProbeError, Result, assert_check, check, checks_for, get_check, run_check
+from .yours import yours
 
-__all__ = ["Check", "Mistake", "ProbeError", "Result", "assert_check", "check", "checks_for", "get_check", "run_check"]
+__all__ = [
+    "Check", "Mistake", "ProbeError", "Result", "assert_check", "check", "checks_for", "get_check", "run_check",
+    "yours",
+]  # fmt: skip

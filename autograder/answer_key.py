@@ -64,6 +64,12 @@ ANSWER_KEY: dict[str, dict[str, str]] = {
         "forward_cached": "gpt_reference.sampling.forward_cached",
         "generate_cached": "gpt_reference.sampling.generate_cached",
     },
+    "06_your_gpt": {
+        "BPETokenizer": "gpt_reference.tokenizer.BPETokenizer",
+        "GPT": "gpt_reference.model.GPT",
+        "train": "gpt_reference.loop.train",
+        "generate_text": "gpt_reference.sampling.generate_text",
+    },
 }
 
 

@@ -39,6 +39,7 @@ from .core import Check, ProbeOutcome, run_probe
 from .definitions import definitions
 
 SKIPPED_TAGS = {"demo", "check"}
+GRADING_ENV = "AUTOGRADER_GRADING"  # "1" while a grader runs a notebook's cells: `yours(...)` gives the reference's
 CELL_MAGICS_WITH_PYTHON_BODY = {"time", "capture"}  # %%time / %%capture run their body in the namespace
 MESSAGE_CAP = 300  # characters of a learner's exception message kept in a problem
 
@@ -235,6 +236,21 @@ def _run_cell(tree: ast.Module, number: int, namespace: dict, folder: Path, time
     return None
 
 
+@contextmanager
+def _grading_flag(on: bool) -> Iterator[None]:
+    """GRADING_ENV set to "1" (``on``) or left as it is, and put back afterwards."""
+    previous = os.environ.get(GRADING_ENV)
+    if on:
+        os.environ[GRADING_ENV] = "1"
+    try:
+        yield
+    finally:
+        if on and previous is None:
+            del os.environ[GRADING_ENV]
+        elif on:
+            os.environ[GRADING_ENV] = previous
+
+
 def _module_name(path: Path) -> str:
     return "notebook_" + re.sub(r"\W", "_", path.stem)
 
@@ -280,25 +296,34 @@ def load_notebook(
     path: str | os.PathLike,
     cell_timeout: float | None = 10.0,
     check_timeout: float | None = 10.0,
+    grading: bool = True,
     definitions_only: bool = False,
 ) -> LoadedNotebook:
     """Execute the notebook's code cells (see the module docstring for which) into a fresh module; its
-    ``outcome(check)`` then probes them, each probe limited to ``check_timeout`` seconds. With
-    ``definitions_only``, only the imports, definitions and constants of each cell run (``autograder.definitions``).
+    ``outcome(check)`` then probes them, each probe limited to ``check_timeout`` seconds.
+
+    ``grading`` (the graders' case) sets AUTOGRADER_GRADING=1 while the cells run, so that a ``yours(...)`` in a
+    setup cell gives the reference's objects and the notebook is graded on its own, and sets matplotlib's backend to
+    Agg. ``autograder.yours`` loads a learner's earlier notebook with ``grading=False``: inside the learner's kernel,
+    where the backend is Jupyter's and the earlier notebook's own ``yours(...)`` carries the learner's code forward.
+    With ``definitions_only``, only the imports, definitions and constants of each cell run
+    (``autograder.definitions``), as the sandbox's worker runs notebooks it does not trust.
 
     Cells are numbered as the learner counts them: 1 is the notebook's first cell, markdown included. Raises
     NotebookError only when the file cannot be read as a notebook; everything else is a problem in the result.
     """
     path = Path(path).resolve()
-    os.environ["MPLBACKEND"] = "Agg"  # a plt.show() in a kept cell must not open a window and wait for it
+    if grading:
+        os.environ["MPLBACKEND"] = "Agg"  # a plt.show() in a kept cell must not open a window and wait for it
     name = _module_name(path)
     trees, problems = _cell_trees(path, name, definitions_only)
     module = types.ModuleType(name, f"the learner's definitions from {path.name}")
     sys.modules[name] = module  # dataclasses and typing look classes' modules up there
     loaded = LoadedNotebook(path, module, check_timeout)
-    for number, tree in trees.items():
-        problem = _run_cell(tree, number, module.__dict__, path.parent, cell_timeout)
-        if problem:
-            problems.append((number, problem))
+    with _grading_flag(grading):
+        for number, tree in trees.items():
+            problem = _run_cell(tree, number, module.__dict__, path.parent, cell_timeout)
+            if problem:
+                problems.append((number, problem))
     loaded.problems = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
     return loaded

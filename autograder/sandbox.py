@@ -54,7 +54,7 @@ import torch
 
 from .core import Check, ProbeOutcome, checks_for, get_check
 from .jail import Jail, JailLimits, unavailable_reason
-from .loader import MESSAGE_CAP, load_notebook, preload_imports, read_cells
+from .loader import GRADING_ENV, MESSAGE_CAP, load_notebook, preload_imports, read_cells
 
 OUTPUT_LIMIT_MB = 64  # the most one check's outputs may take, and the most the worker may write to one file
 HEADER_LIMIT = 64 * 2**10
@@ -374,7 +374,7 @@ def _worker_environment() -> dict[str, str]:
     env = {
         "PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(sorted(packages)),
         "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp/matplotlib", "AUTOGRADER_GRADING": "1",
+        "MPLCONFIGDIR": "/tmp/matplotlib", GRADING_ENV: "1",
     }  # fmt: skip
     for variable in ("AUTOGRADER_CHECKS", "TIKTOKEN_CACHE_DIR", "GPT_DATA_DIR"):
         if os.environ.get(variable):

@@ -12,7 +12,8 @@ Lesson 05 builds these functions under these names. Sampling is one pipeline, ap
 
 ``generate`` repeats it, running the model on the whole (cropped) context at every step. ``generate_cached`` gives
 the same tokens with a ``KVCache`` per layer: the prompt once, then only the newest token per step
-(``forward_cached``), until the window is full and the caches are rebuilt.
+(``forward_cached``), until the window is full and the caches are rebuilt. ``generate_text`` goes from a prompt's text
+to text: a tokenizer around ``generate_cached``.
 """
 
 from __future__ import annotations
@@ -143,3 +144,24 @@ def generate_cached(
         next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
         idx = torch.cat((idx, next_id), dim=1)
     return idx
+
+
+@torch.no_grad()
+def generate_text(
+    model: nn.Module,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> str:
+    """``prompt`` continued by ``max_new_tokens`` tokens of ``model``, as text (lesson 06): the prompt's ids from
+    ``tokenizer.encode``, ``generate_cached``, and the whole sequence decoded at once (a token can hold part of a
+    character, so decoding token by token could break one). Switching dropout off (``model.eval()``) is the
+    caller's job."""
+    device = next(model.parameters()).device
+    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    out = generate_cached(model, idx, max_new_tokens, temperature, top_k, top_p, generator)
+    return tokenizer.decode(out[0].tolist())

@@ -19,7 +19,7 @@ The rows a micro-batch reads are a pure function of the run: micro-batch ``g`` o
 split by ``batch_seed(seed, split, EVAL_STEP, k)``. So a resume needs no data-loader state and on the CPU continues
 bit-identically (the checkpoint holds every generator's state, for dropout); 2 DDP processes take the steps of 1
 process with the same ``grad_accum_steps``; every evaluation measures the same batches; and a plain loop of
-``get_batch``, ``get_lr`` and ``train_step`` over these seeds takes the trainer's steps (tests/test_trainer.py).
+``get_batch``, ``get_lr`` and ``train_step`` over these seeds takes the trainer's steps (``gpt_reference.loop``).
 
     trainer = Trainer(model, TrainConfig(max_iters=2000), data, flops_per_token=model.flops_per_token())
     trainer.add_callback("on_eval_end", lambda t: print(t.iter_num, t.last_eval))
