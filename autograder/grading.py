@@ -37,10 +37,11 @@ from pathlib import Path
 
 import pytest
 
+from .channel import printable
 from .core import Result
 from .jail import unavailable_reason
 from .loader import MESSAGE_CAP, NotebookError, read_cells
-from .sandbox import Limits, printable
+from .sandbox import Limits
 
 GRADERS = Path(__file__).resolve().parent / "graders"
 LEARNER = pytest.StashKey[object]()  # the graders' `learner`, kept for its notebook problems

@@ -19,11 +19,9 @@ learner's outputs. Inside the worker, the learner's code runs only in children f
   too), then kills every other process left in the jail. The worker is not dumpable (``PR_SET_DUMPABLE``), so its
   children cannot ptrace it or open its file descriptors through /proc.
 
-The channel back is one pipe the parent made (never a file the worker could swap for a FIFO), in frames of a
-length-prefixed JSON header and a body, each size-capped; a body holds plain dense tensors as raw bytes with a
-dtype from a short list and a shape that must account for every byte (``decode_outcome``): no pickle, no zip, so
-nothing in it can run code, inflate, or crash the judge. Learner messages come back capped and with their control
-characters removed.
+The channel back is one pipe the parent made (never a file the worker could swap for a FIFO), in size-capped
+frames of plain dense tensors as raw bytes (``autograder.channel``): nothing in them can run code, inflate, or
+crash the judge. Learner messages come back capped and with their control characters removed.
 
 When the worker dies in the middle of check k (its process killed by a child, say), check k gets the reason and a
 fresh worker grades the checks after it. ``isolated=False`` runs the same worker without the jail (where
@@ -40,28 +38,23 @@ import os
 import resource
 import select
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from .channel import (
+    HEADER_LIMIT, OUTPUT_LIMIT_MB, decode_outcome, encode_outcome, frame, printable, read_frame, write_all,
+)  # fmt: skip
 from .core import Check, ProbeOutcome, checks_for, get_check
 from .jail import Jail, JailLimits, unavailable_reason
 from .loader import GRADING_ENV, MESSAGE_CAP, load_notebook, preload_imports, read_cells
 
-OUTPUT_LIMIT_MB = 64  # the most one check's outputs may take, and the most the worker may write to one file
-HEADER_LIMIT = 64 * 2**10
 STARTUP_SECONDS = 120.0  # for the worker to import torch and the checks, on a busy machine
 LOG_TAIL_BYTES = 2048
-DTYPES = {str(t): t for t in (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32,
-                               torch.int16, torch.int8, torch.uint8, torch.bool)}  # fmt: skip
 PR_SET_DUMPABLE = 4
 
 
@@ -88,79 +81,6 @@ class SandboxReport:
 
     outcomes: dict[str, ProbeOutcome]
     problems: list[str]
-
-
-def printable(text: str, cap: int = MESSAGE_CAP) -> str:
-    """``text`` without control or format characters (an ANSI escape could repaint a score), cut to ``cap``."""
-    text = "".join(c if unicodedata.category(c) not in ("Cc", "Cf") else " " for c in str(text))
-    return text if len(text) <= cap else text[:cap] + " …"
-
-
-# ---- the outcome of one probe, as bytes ------------------------------------------------------------------------------
-
-
-def encode_outcome(outcome: ProbeOutcome) -> bytes:
-    """A header (JSON) and the tensors' raw bytes. Tensors must be plain dense CPU tensors (``core.run_probe``)."""
-    if outcome.error is not None:
-        return _frame({"error": outcome.error[: 2 * MESSAGE_CAP]}, b"")
-    tensors, chunks = [], []
-    for name, tensor in (outcome.outputs or {}).items():
-        if str(tensor.dtype) not in DTYPES:
-            error = f"output {name!r} has dtype {tensor.dtype}, which the grader does not compare"
-            return _frame({"error": error}, b"")
-        data = tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        tensors.append({"name": name, "dtype": str(tensor.dtype), "shape": list(tensor.shape), "size": len(data)})
-        chunks.append(data)
-    return _frame({"tensors": tensors}, b"".join(chunks))
-
-
-def decode_outcome(data: bytes) -> ProbeOutcome:
-    """The inverse of ``encode_outcome``, trusting nothing: a malformed outcome is an error for that check."""
-    bad = ProbeOutcome(error="the notebook's process sent back something other than plain tensors")
-    try:
-        header, body = _unframe(data)
-    except ValueError:
-        return bad
-    if isinstance(header.get("error"), str):
-        return ProbeOutcome(error=printable(header["error"]))
-    tensors = header.get("tensors")
-    if not isinstance(tensors, list):
-        return bad
-    outputs, offset = {}, 0
-    for entry in tensors:
-        try:
-            name, dtype, shape, size = entry["name"], DTYPES[entry["dtype"]], entry["shape"], entry["size"]
-        except (TypeError, KeyError):
-            return bad
-        if not (isinstance(name, str) and isinstance(shape, list) and len(shape) <= 8 and isinstance(size, int)
-                and all(isinstance(n, int) and 0 <= n <= 2**31 for n in shape)):  # fmt: skip
-            return bad
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        if size != itemsize * torch.Size(shape).numel() or offset + size > len(body):
-            return bad
-        raw = bytearray(body[offset : offset + size])
-        flat = torch.frombuffer(raw, dtype=dtype) if size else torch.empty(0, dtype=dtype)
-        outputs[name] = flat.reshape(shape)
-        offset += size
-    return ProbeOutcome(outputs=outputs) if offset == len(body) else bad
-
-
-def _frame(header: dict, body: bytes) -> bytes:
-    encoded = json.dumps({**header, "body": len(body)}).encode()
-    return struct.pack(">I", len(encoded)) + encoded + body
-
-
-def _unframe(data: bytes) -> tuple[dict, bytes]:
-    if len(data) < 4:
-        raise ValueError("short")
-    (length,) = struct.unpack(">I", data[:4])
-    if length > HEADER_LIMIT or 4 + length > len(data):
-        raise ValueError("header")
-    header = json.loads(data[4 : 4 + length])
-    body = data[4 + length :]
-    if not isinstance(header, dict) or header.get("body") != len(body):
-        raise ValueError("body")
-    return header, body
 
 
 # ---- the parent ------------------------------------------------------------------------------------------------------
@@ -306,40 +226,10 @@ class _Worker:
         return self._death(code if code >= 0 else None, -code if code < 0 else None)
 
     def _frame(self, deadline: float) -> tuple[dict, bytes] | dict | str | None:
-        """The next frame: (header, body), or the problems frame (a dict), or "timeout", "malformed" or None (the
-        pipe closed)."""
-        prefix = self._read(4, deadline)
-        if not isinstance(prefix, bytes):
-            return prefix
-        (length,) = struct.unpack(">I", prefix)
-        if length > HEADER_LIMIT:
-            return "malformed"
-        raw = self._read(length, deadline)
-        if not isinstance(raw, bytes):
-            return raw
-        try:
-            header = json.loads(raw)
-            size = header["body"]
-        except (ValueError, TypeError, KeyError):
-            return "malformed"
-        if not isinstance(size, int) or not 0 <= size <= OUTPUT_LIMIT_MB * 2**20 + HEADER_LIMIT:
-            return "malformed"
-        body = self._read(size, deadline)
-        if not isinstance(body, bytes):
-            return body
-        return header if "problems" in header else (header, body)
-
-    def _read(self, count: int, deadline: float) -> bytes | str | None:
-        data = bytearray()
-        while len(data) < count:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.reader], [], [], left)[0]:
-                return "timeout"
-            chunk = os.read(self.reader, min(count - len(data), 2**20))
-            if not chunk:
-                return None
-            data += chunk
-        return bytes(data)
+        """The next frame: (header, body), or the problems frame's header (a dict), or "timeout", "malformed" or
+        None (the pipe closed)."""
+        got = read_frame(self.reader, deadline)
+        return got[0] if isinstance(got, tuple) and "problems" in got[0] else got
 
     def close(self) -> None:
         """Kill the worker and everything it started; nothing of it is left."""
@@ -421,12 +311,6 @@ def _set_limits(memory_gb: float, processes: int, rlimits_only: bool) -> None:
         resource.setrlimit(which, (value, value))
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _without_answers(check: Check) -> Check:
     """The check as the worker needs it: the probe and the target, no reference and no mistakes."""
     return dataclasses.replace(check, reference=None, mistakes=())
@@ -494,7 +378,7 @@ class _Children:
                 payload = json.dumps({"problems": loaded.problems, "seconds": time.monotonic() - start}).encode()
             else:
                 payload = encode_outcome(loaded.outcome(job))
-            _write_all(writer, payload)
+            write_all(writer, payload)
             os._exit(0)
         except BaseException:  # the grader's own code failed (the learner's errors are outcomes): say where
             traceback.print_exc()
@@ -539,18 +423,18 @@ def worker_main(argv: list[str] | None = None) -> None:
     data = loaded.pop("data")
     try:
         report = json.loads(data) if loaded["status"] == "ok" else None
-    except ValueError:
+    except (ValueError, RecursionError):
         report = None
     if not isinstance(report, dict):  # the header says how the definitions child failed
-        _write_all(channel, _frame({**loaded, "status": loaded["status"] if loaded["status"] != "ok" else "died"}, b""))
+        write_all(channel, frame({**loaded, "status": loaded["status"] if loaded["status"] != "ok" else "died"}, b""))
         return
-    _write_all(channel, _frame(report, b""))
+    write_all(channel, frame(report, b""))
     seconds = min(float(report.get("seconds", 0)), args.load_deadline)
     deadline = args.check_timeout + 2 * seconds + 2
     for i, check in enumerate(checks):
         header = children.run(check, deadline)
         data = header.pop("data")
-        _write_all(channel, _frame({**header, "last": i == len(checks) - 1}, data if header["status"] == "ok" else b""))
+        write_all(channel, frame({**header, "last": i == len(checks) - 1}, data if header["status"] == "ok" else b""))
 
 
 if __name__ == "__main__":

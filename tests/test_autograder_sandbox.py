@@ -5,10 +5,14 @@ tests/test_jail.py."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
+import torch
 from notebooks.build import code, demo_notebook, use_demo_checks, write
 
-from autograder.core import get_check, judge
+from autograder.channel import MALFORMED, decode_outcome, encode_outcome, frame
+from autograder.core import ProbeOutcome, get_check, judge
 from autograder.loader import NotebookError
 from autograder.sandbox import Limits, SandboxedNotebook, run_sandboxed
 
@@ -106,3 +110,17 @@ def test_sandboxed_notebook_runs_one_worker_for_the_whole_lesson(tmp_path):
     assert first.outputs is not None and sorted(report.outcomes) == sorted(DEMO_IDS)
     notebook.outcome(get_check("demo.double"))
     assert notebook.report is report
+
+
+def test_the_channel_back_decodes_plain_tensors_and_nothing_else():
+    outputs = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([True, False]), "c": torch.zeros(0, 4)}
+    decoded = decode_outcome(encode_outcome(ProbeOutcome(outputs=outputs)))
+    assert decoded.error is None and all(torch.equal(decoded.outputs[k], v) for k, v in outputs.items())
+    assert decode_outcome(encode_outcome(ProbeOutcome(error="\x1b[2Kscore 9/9"))).error == " [2Kscore 9/9"
+    forged = [
+        b"", b"\xff\xff\xff\xff", frame({"tensors": [{"name": "a", "dtype": "float32", "shape": [4], "size": 16}]}, b""),
+        frame({"tensors": [{"name": "a", "dtype": "torch.float32", "shape": [2**31, 2**31], "size": 16}]}, bytes(16)),
+        frame({"tensors": [{"name": "a", "dtype": "torch.complex64", "shape": [1], "size": 8}]}, bytes(8)),
+        struct.pack(">I", 20000) + b"[" * 20000,  # nested deeper than json can recurse
+    ]  # fmt: skip
+    assert all(decode_outcome(data).error == MALFORMED for data in forged)
