@@ -118,7 +118,8 @@ def test_the_channel_back_decodes_plain_tensors_and_nothing_else():
     assert decoded.error is None and all(torch.equal(decoded.outputs[k], v) for k, v in outputs.items())
     assert decode_outcome(encode_outcome(ProbeOutcome(error="\x1b[2Kscore 9/9"))).error == " [2Kscore 9/9"
     forged = [
-        b"", b"\xff\xff\xff\xff", frame({"tensors": [{"name": "a", "dtype": "float32", "shape": [4], "size": 16}]}, b""),
+        b"", b"\xff\xff\xff\xff",
+        frame({"tensors": [{"name": "a", "dtype": "float32", "shape": [4], "size": 16}]}, b""),
         frame({"tensors": [{"name": "a", "dtype": "torch.float32", "shape": [2**31, 2**31], "size": 16}]}, bytes(16)),
         frame({"tensors": [{"name": "a", "dtype": "torch.complex64", "shape": [1], "size": 8}]}, bytes(8)),
         struct.pack(">I", 20000) + b"[" * 20000,  # nested deeper than json can recurse
