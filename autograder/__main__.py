@@ -1,34 +1,43 @@
 """The grader's command line: ``python -m autograder grade|batch|status``.
 
     python -m autograder grade lessons/02_attention/02_attention.ipynb            # score table, in this process
-    python -m autograder grade submission.ipynb --sandbox --json grade.json       # the notebook in its own process
+    python -m autograder grade submission.ipynb --sandbox --json grade.json       # the notebook in a jail
     python -m autograder batch submitted/ --out grades.csv                        # nbgrader's submitted/ folder
     python -m autograder status                                                   # every lesson in lessons/
 
 ``grade`` exits 0 whenever it could grade, whatever the score, and 1 when it could not (no such file, not a
-notebook, unknown lesson).
+notebook, unknown lesson; ``--sandbox`` where bubblewrap cannot jail the worker, unless ``--unisolated``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
-from .grading import GRADERS, GradingError, grade, grade_folder, progress
+from .grading import BATCH_PID_ENV, GRADERS, GradingError, grade, grade_folder, progress
+from .jail import unavailable_reason
 from .sandbox import Limits
+
+PR_SET_PDEATHSIG = 1
 
 
 def _add_limits(command: argparse.ArgumentParser) -> None:
     command.add_argument("--timeout", type=float, default=Limits.timeout,
-                         help=f"seconds a sandbox worker may run (default {Limits.timeout:g})")  # fmt: skip
+                         help="seconds one notebook's grading may take in all, a safety net "
+                              f"(default {Limits.timeout:g})")  # fmt: skip
     command.add_argument("--cell-timeout", type=float, default=Limits.cell_timeout,
                          help=f"seconds per notebook cell (default {Limits.cell_timeout:g})")  # fmt: skip
     command.add_argument("--check-timeout", type=float, default=Limits.check_timeout,
                          help=f"seconds per check's probe (default {Limits.check_timeout:g})")  # fmt: skip
     command.add_argument("--memory-gb", type=float, default=Limits.memory_gb,
-                         help=f"memory limit of a sandbox worker (default {Limits.memory_gb:g})")  # fmt: skip
+                         help=f"memory of a worker and all it starts (default {Limits.memory_gb:g})")  # fmt: skip
+    command.add_argument("--unisolated", action="store_true",
+                         help="where bubblewrap is missing: the worker in a plain process (no jail)")  # fmt: skip
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -38,7 +47,7 @@ def _build_parser() -> argparse.ArgumentParser:
     one = commands.add_parser("grade", help="grade one notebook: a score table, and optionally JSON")
     one.add_argument("notebook")
     one.add_argument("--lesson", default=None, help="e.g. 02_attention (default: from the folder or file name)")
-    one.add_argument("--sandbox", action="store_true", help="run the notebook's code in a separate process")
+    one.add_argument("--sandbox", action="store_true", help="run the notebook's code in a jailed worker process")
     one.add_argument("--json", default=None, help="also write the grade to this JSON file")
     _add_limits(one)
 
@@ -56,7 +65,18 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _die_with_the_batch() -> None:
+    """A ``grade`` started by ``batch`` dies with it (its jail dies with it in turn): a killed batch leaves no
+    grading behind."""
+    batch = os.environ.pop(BATCH_PID_ENV, None)
+    if batch:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != int(batch):  # it died before the line above
+            sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _die_with_the_batch()
     args = _build_parser().parse_args(argv)
     if args.command == "status":
         if not Path(args.dir).is_dir():
@@ -66,13 +86,19 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         return 0
     limits = Limits(args.timeout, args.cell_timeout, args.check_timeout, args.memory_gb)
+    if args.command == "batch" or args.sandbox:
+        reason = None if args.unisolated else unavailable_reason()
+        if reason:
+            reason = f"cannot jail the notebooks' code: {reason} (or pass --unisolated for a plain process)"
+            print(reason, file=sys.stderr)
+            return 1
     if args.command == "batch":
-        rows = grade_folder(args.folder, args.out, limits, args.graders, args.jobs)
+        rows = grade_folder(args.folder, args.out, limits, args.graders, args.jobs, isolated=not args.unisolated)
         graded = sum(row["status"].startswith("graded") for row in rows)
         print(f"graded {graded} of {len(rows)} notebooks: {args.out}")
         return 0
     try:
-        report = grade(args.notebook, args.lesson, args.sandbox, limits, args.graders)
+        report = grade(args.notebook, args.lesson, args.sandbox, limits, args.graders, isolated=not args.unisolated)
     except GradingError as e:
         print(f"could not grade: {e}", file=sys.stderr)
         return 1

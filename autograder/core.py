@@ -153,7 +153,22 @@ def run_probe(check: Check, obj: Any) -> ProbeOutcome:
         return ProbeOutcome(error=str(e))
     except Exception as e:  # learner code may raise anything; report its type and message, not a traceback
         return ProbeOutcome(error=f"calling `{check.target}` raised {type(e).__name__}: {e}")
-    return ProbeOutcome(outputs={k: v.detach().cpu() for k, v in outputs.items()})
+    try:
+        return ProbeOutcome(outputs={name: _plain(value, check.target) for name, value in outputs.items()})
+    except ProbeError as e:
+        return ProbeOutcome(error=str(e))
+
+
+def _plain(value: Any, target: str) -> torch.Tensor:
+    """A probe's output as a plain dense CPU tensor: the only kind the judge compares (and the sandbox sends)."""
+    if not isinstance(value, torch.Tensor):
+        raise ProbeError(f"`{target}` gave a {type(value).__name__} where a torch.Tensor was expected")
+    if value.layout != torch.strided or value.is_nested or value.is_quantized:
+        kind = "nested" if value.is_nested else "quantized" if value.is_quantized else str(value.layout)
+        raise ProbeError(f"`{target}` gave a {kind} tensor; expected a plain dense tensor")
+    if value.is_meta:
+        raise ProbeError(f"`{target}` gave a meta tensor, which holds no values; expected a plain dense tensor")
+    return value.detach().cpu().as_subclass(torch.Tensor)
 
 
 def as_tensor(value: Any, what: str) -> torch.Tensor:

@@ -9,10 +9,13 @@ outcomes, which come from the notebook loaded in this process or, with ``sandbox
 In-process grading is for a learner's own notebook: it is fast (one Python, torch imported once) and it trusts
 the notebook. A notebook that replaces ``torch.allclose`` or ``autograder.core._differences`` does fool it (one
 that replaces ``autograder.core.judge`` does not: the graders hold their own reference to it), and a notebook's
-``os._exit`` ends it. Grade other people's notebooks with ``sandbox=True``, where neither can happen.
+``os._exit`` ends it. Grade other people's notebooks with ``sandbox=True`` (a jail, ``autograder.sandbox``), where
+neither can happen.
 
 ``grade_folder`` grades each submission in a process of its own (``python -m autograder grade --sandbox``), so
-that a notebook that crashes, hangs or floods its output costs its own row and nothing else.
+that a notebook that crashes, hangs or floods its output costs its own row and nothing else. Each row is in the
+CSV as soon as its notebook is graded (the file is replaced atomically), so a batch that is killed keeps every
+grade it finished.
 """
 
 from __future__ import annotations
@@ -22,22 +25,27 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
+from .channel import printable
 from .core import Result
-from .loader import NotebookError, read_cells
+from .jail import unavailable_reason
+from .loader import MESSAGE_CAP, NotebookError, read_cells
 from .sandbox import Limits
 
 GRADERS = Path(__file__).resolve().parent / "graders"
 LEARNER = pytest.StashKey[object]()  # the graders' `learner`, kept for its notebook problems
+BATCH_PID_ENV = "AUTOGRADER_BATCH_PID"  # set for the `grade` processes of a batch: they die with it
 
 
 def _fmt(points: float) -> str:
@@ -128,9 +136,11 @@ def grade(
     sandbox: bool = False,
     limits: Limits = Limits(),
     graders: str | os.PathLike = GRADERS,
+    isolated: bool = True,
 ) -> Report:
-    """Run the lesson's graders on the notebook. Raises GradingError when it cannot grade; a notebook that fails
-    every check still gets a Report (score 0, and why)."""
+    """Run the lesson's graders on the notebook. Raises GradingError when it cannot grade (``sandbox`` and
+    ``isolated`` included, where the worker cannot be jailed); a notebook that fails every check still gets a
+    Report (score 0, and why)."""
     path = Path(notebook).resolve()
     graders = Path(graders).resolve()
     try:
@@ -141,11 +151,14 @@ def grade(
     graders_file = graders / f"test_{lesson}.py"
     if not graders_file.exists():
         raise GradingError(f"no graders for lesson {lesson!r}; known: {', '.join(known_lessons(graders)) or 'none'}")
+    if sandbox and isolated and (reason := unavailable_reason()):
+        raise GradingError(f"cannot jail the notebook's code: {reason} (or grade --unisolated, in a plain process)")
     collector = _Collector()
     args = [
         str(graders_file),  # a path inside the graders folder, so that its conftest.py (our options) is loaded
         f"--notebook={path}", f"--cell-timeout={limits.cell_timeout}", f"--check-timeout={limits.check_timeout}",
-        f"--worker-timeout={limits.timeout}", f"--memory-gb={limits.memory_gb}", *(["--sandbox"] if sandbox else []),
+        f"--notebook-timeout={limits.timeout}", f"--memory-gb={limits.memory_gb}", *(["--sandbox"] if sandbox else []),
+        *([] if isolated else ["--unisolated"]),
         f"--rootdir={graders}", f"--confcutdir={graders}", "-c", os.devnull,  # not the repository's pytest settings
         "-q", "-p", "no:cacheprovider", "-p", "no:timeout",
     ]  # fmt: skip
@@ -155,10 +168,11 @@ def grade(
     if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or collector.broken:
         details = "\n".join(collector.broken) or pytest_output.getvalue()[-2000:]
         raise GradingError(f"the graders for {lesson} did not run (pytest exit code {int(exit_code)}):\n{details}")
-    results = collector.results
+    results = [replace(r, message=printable(r.message, 2 * MESSAGE_CAP)) for r in collector.results]
     return Report(
         notebook=str(notebook), lesson=lesson, score=sum(r.points for r in results),
-        max_score=sum(r.max_points for r in results), checks=results, problems=collector.problems,
+        max_score=sum(r.max_points for r in results), checks=results,
+        problems=[printable(p, 2 * MESSAGE_CAP) for p in collector.problems],
     )  # fmt: skip
 
 
@@ -175,25 +189,25 @@ def find_submissions(folder: str | os.PathLike) -> list[tuple[str, str, Path]]:
 
 
 def _grade_in_subprocess(
-    notebook: Path, lesson: str | None, limits: Limits, graders: Path, json_path: Path
+    notebook: Path, lesson: str | None, limits: Limits, graders: Path, json_path: Path, isolated: bool
 ) -> tuple[dict | None, str]:
     """(the JSON report or None, status) from ``python -m autograder grade --sandbox`` on one notebook."""
     command = [
-        sys.executable, "-m", "autograder", "grade", str(notebook), "--sandbox", "--json", str(json_path),
+        sys.executable, "-P", "-m", "autograder", "grade", str(notebook), "--sandbox", "--json", str(json_path),
         f"--timeout={limits.timeout}", f"--cell-timeout={limits.cell_timeout}",
         f"--check-timeout={limits.check_timeout}", f"--memory-gb={limits.memory_gb}", f"--graders={graders}",
-        *([f"--lesson={lesson}"] if lesson else []),
+        *([f"--lesson={lesson}"] if lesson else []), *([] if isolated else ["--unisolated"]),
     ]  # fmt: skip
-    # the sandbox bounds each worker; this bounds the whole, for a notebook that hangs in check after check
-    overall = 10 * limits.timeout + 60
+    overall = limits.timeout + 60  # the sandbox keeps to limits.timeout; this is for a grader that does not
     with tempfile.TemporaryFile() as log:
         grader = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, BATCH_PID_ENV: str(os.getpid())},
+        )  # fmt: skip
         try:
             code = grader.wait(timeout=overall)
         except subprocess.TimeoutExpired:
-            os.killpg(grader.pid, signal.SIGKILL)
+            os.killpg(grader.pid, signal.SIGKILL)  # the jail dies with it (bwrap --die-with-parent)
             grader.wait()
             return None, f"not graded: grading took longer than {overall:g} s"
         log.seek(0)
@@ -201,11 +215,52 @@ def _grade_in_subprocess(
     if code != 0 or not json_path.exists():
         lines = output.strip().splitlines() or [f"exit code {code}"]
         reason = next((line for line in lines if line.startswith("could not grade: ")), lines[-1])
-        return None, f"not graded: {reason.removeprefix('could not grade: ')}"
+        return None, f"not graded: {printable(reason.removeprefix('could not grade: '), 500)}"
     report = json.loads(json_path.read_text())
     if report["problems"]:
-        return report, "graded; " + " | ".join(report["problems"])[:500]
+        return report, "graded; " + printable(" | ".join(report["problems"]), 500)
     return report, "graded"
+
+
+def _report_names(relatives: list[Path]) -> list[str]:
+    """A JSON report file name per notebook, from its path in the submissions folder: unique, and readable."""
+    names, taken = [], set()
+    for relative in relatives:
+        name = re.sub(r"[^\w.-]+", "_", "__".join(relative.with_suffix("").parts))
+        unique, n = name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name}-{n}"
+        taken.add(unique)
+        names.append(unique + ".json")
+    return names
+
+
+class _GradeTable:
+    """The CSV of a batch, rewritten (atomically: written aside, then renamed) each time a row is added."""
+
+    FIRST_COLUMNS = ["student", "assignment", "notebook", "score", "max_score", "status"]
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[int, dict] = {}
+        self.check_ids: list[str] = []
+        self.lock = threading.Lock()
+        self._write()
+
+    def add(self, index: int, row: dict, check_ids: list[str]) -> None:
+        with self.lock:
+            self.rows[index] = row
+            self.check_ids += [c for c in check_ids if c not in self.check_ids]
+            self._write()
+
+    def _write(self) -> None:
+        partial = self.path.with_name(self.path.name + ".partial")
+        with open(partial, "w", newline="") as f:
+            writer = csv.DictWriter(f, [*self.FIRST_COLUMNS, *self.check_ids], restval="")
+            writer.writeheader()
+            writer.writerows(self.rows[i] for i in sorted(self.rows))
+        os.replace(partial, self.path)
 
 
 def grade_folder(
@@ -214,42 +269,42 @@ def grade_folder(
     limits: Limits = Limits(),
     graders: str | os.PathLike = GRADERS,
     jobs: int = 1,
+    isolated: bool = True,
 ) -> list[dict]:
-    """Grade every submission under ``folder``, ``jobs`` at a time, and write one CSV row each: student,
-    assignment, score, max_score, status, then one column of points per check. Each notebook's JSON report is kept
-    in the folder ``<out_csv without .csv>_reports/``. Returns the rows."""
+    """Grade every submission under ``folder``, ``jobs`` at a time, and write one CSV row each, as it is graded:
+    student, assignment, notebook (its path in the folder), score, max_score, status, then one column of points
+    per check. Each notebook's JSON report is kept in the folder ``<out_csv without .csv>_reports/``, under a name
+    of its own. Returns the rows."""
+    folder = Path(folder)
     graders = Path(graders).resolve()
     lessons = known_lessons(graders)
     out_csv = Path(out_csv)
     reports_dir = out_csv.with_name(out_csv.stem + "_reports")
     reports_dir.mkdir(parents=True, exist_ok=True)
     submissions = find_submissions(folder)
+    report_names = _report_names([notebook.relative_to(folder) for _, _, notebook in submissions])
+    table = _GradeTable(out_csv)
 
-    def grade_one(submission: tuple[str, str, Path]) -> tuple[dict | None, str]:
-        student, assignment, notebook = submission
-        json_path = reports_dir / f"{student}__{assignment or notebook.stem}.json"
+    def grade_one(index: int) -> None:
+        student, assignment, notebook = submissions[index]
+        json_path = reports_dir / report_names[index]
         json_path.unlink(missing_ok=True)
         lesson = assignment if assignment in lessons else None
-        return _grade_in_subprocess(notebook, lesson, limits, graders, json_path)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait: the grading is in subprocesses
-        graded = list(pool.map(grade_one, submissions))
-    rows, check_ids = [], []
-    for (student, assignment, _), (report, status) in zip(submissions, graded, strict=True):
+        report, status = _grade_in_subprocess(notebook, lesson, limits, graders, json_path, isolated)
         row = {"student": student, "assignment": assignment or (report or {}).get("lesson", ""),
-               "score": "", "max_score": "", "status": status}  # fmt: skip
+               "notebook": str(notebook.relative_to(folder)), "score": "", "max_score": "",
+               "status": status}  # fmt: skip
+        check_ids = []
         if report is not None:
             row.update(score=_fmt(report["score"]), max_score=_fmt(report["max_score"]))
             for result in report["checks"]:
                 row[result["id"]] = _fmt(result["points"])
-                if result["id"] not in check_ids:
-                    check_ids.append(result["id"])
-        rows.append(row)
-    with open(out_csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["student", "assignment", "score", "max_score", "status", *check_ids], restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
+                check_ids.append(result["id"])
+        table.add(index, row, check_ids)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait: the grading is in subprocesses
+        list(pool.map(grade_one, range(len(submissions))))
+    return [table.rows[i] for i in sorted(table.rows)]
 
 
 def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADERS) -> list[str]:

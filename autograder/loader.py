@@ -14,11 +14,13 @@ Learner code is run under guard (``guarded``): a wall-clock limit per cell or pr
 Python loops but not one long call into C), its prints discarded, stdin empty, the notebook's folder as working
 directory, and ``sys.exit``/``KeyboardInterrupt`` turned into a reported problem. A cell that fails is reported,
 in words a learner can act on, and the later cells still run — as in Jupyter, where one red cell does not erase the
-others. This is no sandbox: the code runs as the grader. ``autograder.sandbox`` adds a process boundary.
+others. This is no sandbox: the code runs as the grader. ``autograder.sandbox`` adds a process boundary, and
+loads with ``definitions_only=True``: of each cell, only what ``autograder.definitions`` keeps runs.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import Check, ProbeOutcome, run_probe
+from .definitions import definitions
 
 SKIPPED_TAGS = {"demo", "check"}
 GRADING_ENV = "AUTOGRADER_GRADING"  # "1" while a grader runs a notebook's cells: `yours(...)` gives the reference's
@@ -201,15 +204,23 @@ def _line_in_cell(error: BaseException, filename: str) -> str:
     return f" (line {line})" if line is not None else ""
 
 
-def _run_cell(code: str, number: int, namespace: dict, folder: Path, timeout: float | None) -> str | None:
-    """Execute one cell into ``namespace``; a problem in words, or None when it ran through."""
-    filename = f"<cell {number}>"
+def _parse_cell(code: str, number: int) -> ast.Module | str:
+    """A cell's syntax tree, or the problem that it has none."""
     try:
-        compiled = compile(code, filename, "exec")
+        return ast.parse(code, f"<cell {number}>")
     except SyntaxError as e:  # IndentationError included
         return f"cell {number}: {type(e).__name__}: {e.msg} (line {e.lineno}); the cell was skipped"
     except ValueError as e:  # e.g. a null byte in the source
         return f"cell {number}: {e}; the cell was skipped"
+
+
+def _run_cell(tree: ast.Module, number: int, namespace: dict, folder: Path, timeout: float | None) -> str | None:
+    """Execute one cell into ``namespace``; a problem in words, or None when it ran through."""
+    filename = f"<cell {number}>"
+    try:
+        compiled = compile(tree, filename, "exec")
+    except SyntaxError as e:  # what the parser allows and the compiler does not: `return` outside a function
+        return f"cell {number}: {type(e).__name__}: {e.msg} (line {e.lineno}); the cell was skipped"
     try:
         with guarded(folder, timeout):
             exec(compiled, namespace)
@@ -240,11 +251,53 @@ def _grading_flag(on: bool) -> Iterator[None]:
             os.environ[GRADING_ENV] = previous
 
 
+def _module_name(path: Path) -> str:
+    return "notebook_" + re.sub(r"\W", "_", path.stem)
+
+
+def _cell_trees(
+    path: Path, module_name: str, definitions_only: bool
+) -> tuple[dict[int, ast.Module], list[tuple[int, str]]]:
+    """The syntax tree of each code cell that runs (by cell number), and (cell number, problem) for the others."""
+    trees, problems = {}, []
+    for number, cell in enumerate(read_cells(path), start=1):
+        if cell.get("cell_type") != "code" or is_skipped(cell):
+            continue
+        code = python_source(_source(cell))
+        if code is None or not code.strip():
+            continue
+        tree = _parse_cell(code, number)
+        if isinstance(tree, str):
+            problems.append((number, tree))
+        else:
+            trees[number] = tree
+    if definitions_only:
+        trees, left_out = definitions(trees, module_name)
+        problems += left_out
+    return trees, problems
+
+
+def preload_imports(path: str | os.PathLike, timeout: float | None = 10.0) -> None:
+    """Import, in this process, the libraries the notebook's definitions import (installed code, not the
+    notebook's), so that processes forked from this one find them loaded. Failures are for the loading to report."""
+    path = Path(path).resolve()
+    trees, _ = _cell_trees(path, _module_name(path), definitions_only=True)
+    for number, tree in trees.items():
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                try:
+                    with guarded(path.parent, timeout):
+                        exec(compile(ast.Module([node], []), f"<cell {number}>", "exec"), {})
+                except (Exception, TimeLimitExceeded):
+                    pass
+
+
 def load_notebook(
     path: str | os.PathLike,
     cell_timeout: float | None = 10.0,
     check_timeout: float | None = 10.0,
     grading: bool = True,
+    definitions_only: bool = False,
 ) -> LoadedNotebook:
     """Execute the notebook's code cells (see the module docstring for which) into a fresh module; its
     ``outcome(check)`` then probes them, each probe limited to ``check_timeout`` seconds.
@@ -253,26 +306,24 @@ def load_notebook(
     setup cell gives the reference's objects and the notebook is graded on its own, and sets matplotlib's backend to
     Agg. ``autograder.yours`` loads a learner's earlier notebook with ``grading=False``: inside the learner's kernel,
     where the backend is Jupyter's and the earlier notebook's own ``yours(...)`` carries the learner's code forward.
+    With ``definitions_only``, only the imports, definitions and constants of each cell run
+    (``autograder.definitions``), as the sandbox's worker runs notebooks it does not trust.
 
     Cells are numbered as the learner counts them: 1 is the notebook's first cell, markdown included. Raises
     NotebookError only when the file cannot be read as a notebook; everything else is a problem in the result.
     """
     path = Path(path).resolve()
-    cells = read_cells(path)
     if grading:
         os.environ["MPLBACKEND"] = "Agg"  # a plt.show() in a kept cell must not open a window and wait for it
-    name = "notebook_" + re.sub(r"\W", "_", path.stem)
+    name = _module_name(path)
+    trees, problems = _cell_trees(path, name, definitions_only)
     module = types.ModuleType(name, f"the learner's definitions from {path.name}")
     sys.modules[name] = module  # dataclasses and typing look classes' modules up there
     loaded = LoadedNotebook(path, module, check_timeout)
     with _grading_flag(grading):
-        for number, cell in enumerate(cells, start=1):
-            if cell.get("cell_type") != "code" or is_skipped(cell):
-                continue
-            code = python_source(_source(cell))
-            if code is None or not code.strip():
-                continue
-            problem = _run_cell(code, number, module.__dict__, path.parent, cell_timeout)
+        for number, tree in trees.items():
+            problem = _run_cell(tree, number, module.__dict__, path.parent, cell_timeout)
             if problem:
-                loaded.problems.append(problem)
+                problems.append((number, problem))
+    loaded.problems = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
     return loaded

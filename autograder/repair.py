@@ -19,11 +19,14 @@ Usage::
 
     python -m autograder.repair submitted/                  # every notebook below, in place
     python -m autograder.repair in.ipynb -o repaired.ipynb
+
+A notebook that cannot be read is reported (on stderr) and the others are still repaired; the exit code is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -103,10 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is not None and len(notebooks) != 1:
         parser.error("--output needs exactly one notebook")
 
+    unreadable = 0
     for notebook in notebooks:
-        for change in repair_duplicate_grade_ids(notebook, args.output):
+        try:
+            changes = repair_duplicate_grade_ids(notebook, args.output)
+        except Exception as e:  # not JSON, not a notebook, unreadable: say so, and repair the others
+            print(f"{notebook}: not repaired, it cannot be read as a notebook ({type(e).__name__})", file=sys.stderr)
+            unreadable += 1
+            continue
+        for change in changes:
             print(f"{notebook}: {change}")
-    return 0
+    return 1 if unreadable else 0
 
 
 if __name__ == "__main__":

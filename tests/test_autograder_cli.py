@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,10 +101,24 @@ def test_grade_sandbox_command_keeps_the_verdict_out_of_the_notebooks_reach(tmp_
     assert "max abs error" in report["checks"][0]["message"]
 
 
+def test_without_bubblewrap_the_sandbox_says_so_and_runs_unisolated_only_when_asked(tmp_path):
+    notebook = demo(tmp_path)
+    no_bwrap = {**os.environ, "PATH": str(tmp_path)}  # sys.executable is absolute; bwrap is nowhere on this PATH
+    command = [sys.executable, "-m", "autograder", "grade", str(notebook), "--sandbox", *FAST]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env=no_bwrap)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "cannot jail the notebooks' code: bubblewrap (bwrap) is not installed: apt-get install bubblewrap "
+        "(or pass --unisolated for a plain process)"
+    ]
+    weaker = subprocess.run([*command, "--unisolated"], capture_output=True, text=True, timeout=120, env=no_bwrap)
+    assert weaker.returncode == 0 and "score: 4/4" in weaker.stdout
+
+
 def test_batch_grades_every_submission_whatever_the_others_do(tmp_path, capsys):
     submitted = tmp_path / "submitted"
     demo(submitted, "alice/99_demo/99_demo.ipynb")
-    demo(submitted, "bob/99_demo/99_demo.ipynb", extra=(code("import os\nos._exit(1)"),))
+    demo(submitted, "bob/99_demo/99_demo.ipynb", double="def double(x):\n    os._exit(1)", extra=(code("import os"),))
     demo(submitted, "carol/99_demo/99_demo.ipynb", double="def double(x)\n    return 2 * x")
     demo(submitted, "dave/99_demo/99_demo.ipynb", double="def double(x):\n    while True:\n        pass")
     (submitted / "erin/99_demo").mkdir(parents=True)
@@ -113,14 +128,16 @@ def test_batch_grades_every_submission_whatever_the_others_do(tmp_path, capsys):
     assert "graded 4 of 5 notebooks" in capsys.readouterr().out
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
     assert list(rows["alice"]) == [
-        "student", "assignment", "score", "max_score", "status", "demo.double", "demo.double.hidden", "demo.triple"
+        "student", "assignment", "notebook", "score", "max_score", "status", "demo.double", "demo.double.hidden",
+        "demo.triple",
     ]  # fmt: skip
     assert (rows["alice"]["score"], rows["alice"]["max_score"], rows["alice"]["status"]) == ("4", "4", "graded")
-    assert rows["bob"]["score"] == "0"
-    assert "exited with code 1 while running the notebook's cells" in rows["bob"]["status"]
+    assert rows["bob"]["score"] == "1"  # triple; double ends its process, in each of its checks
+    bob = json.loads((tmp_path / "grades_reports/bob__99_demo__99_demo.json").read_text())
+    assert "exited with code 1 while checking demo.double" in bob["checks"][0]["message"]
     assert rows["carol"]["score"] == "1" and "SyntaxError" in rows["carol"]["status"]
     assert rows["dave"]["score"] == "1"
-    dave = json.loads((tmp_path / "grades_reports/dave__99_demo.json").read_text())
+    dave = json.loads((tmp_path / "grades_reports/dave__99_demo__99_demo.json").read_text())
     assert "did not finish in 2 s — an infinite loop?" in dave["checks"][0]["message"]
     assert rows["erin"]["status"].startswith("not graded: ") and "not valid JSON" in rows["erin"]["status"]
     assert all(row["assignment"] == "99_demo" for row in rows.values())

@@ -119,3 +119,21 @@ def test_the_command_repairs_every_submission_below_a_folder(tmp_path: Path, cap
     assert len(lines) == 1 and "bob" in lines[0] and "'double'" in lines[0]
     bob = nbformat.read(tmp_path / "submitted/bob/02_attention/02_attention.ipynb", as_version=4)
     assert _grade_ids(bob).count("double") == 1
+
+
+def test_an_unreadable_notebook_is_reported_and_the_others_are_still_repaired(tmp_path: Path, capsys) -> None:
+    submitted = tmp_path / "submitted"
+    for student in ("ada", "zed"):
+        (submitted / student / "02_attention").mkdir(parents=True)
+    (submitted / "ada/02_attention/02_attention.ipynb").write_text("{ not json")
+    nb = _lesson()
+    _paste(nb, 2, at=3)
+    nbformat.write(nb, submitted / "zed/02_attention/02_attention.ipynb")
+
+    assert main([str(submitted)]) == 1
+
+    captured = capsys.readouterr()
+    assert "ada/02_attention/02_attention.ipynb: not repaired, it cannot be read as a notebook" in captured.err
+    assert "zed" in captured.out  # sorted after the unreadable one, and repaired all the same
+    zed = nbformat.read(submitted / "zed/02_attention/02_attention.ipynb", as_version=4)
+    assert _grade_ids(zed).count("double") == 1

@@ -34,7 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sandbox", action="store_true", help="run the notebook's code in a separate process")
     group.addoption("--cell-timeout", type=float, default=Limits.cell_timeout, help="seconds per notebook cell")
     group.addoption("--check-timeout", type=float, default=Limits.check_timeout, help="seconds per probe")
-    group.addoption("--worker-timeout", type=float, default=Limits.timeout, help="seconds per sandbox worker")
+    group.addoption("--notebook-timeout", type=float, default=Limits.timeout,
+                    help="seconds the sandbox may take for the whole notebook (a safety net)")  # fmt: skip
+    group.addoption("--unisolated", action="store_true", help="with --sandbox: a plain process, not a jail")
     group.addoption("--memory-gb", type=float, default=Limits.memory_gb, help="memory limit of a sandbox worker")
 
 
@@ -52,9 +54,9 @@ def learner(request: pytest.FixtureRequest) -> LoadedNotebook | SandboxedNoteboo
     if notebook is None:
         lesson = Path(request.module.__file__).stem.removeprefix("test_")
         notebook = REPO / "solutions" / lesson / f"{lesson}.ipynb"
-    limits = Limits(option("worker_timeout"), option("cell_timeout"), option("check_timeout"), option("memory_gb"))
+    limits = Limits(option("notebook_timeout"), option("cell_timeout"), option("check_timeout"), option("memory_gb"))
     if option("sandbox"):
-        learner = SandboxedNotebook(notebook, limits)
+        learner = SandboxedNotebook(notebook, limits, isolated=not option("unisolated"))
     else:
         learner = load_notebook(notebook, limits.cell_timeout, limits.check_timeout)
     request.config.stash[LEARNER] = learner
