@@ -164,7 +164,12 @@ class Jail:
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
-        made, bound = {Path("/")}, set()
+        # the private, writable folders first: a readable path inside one (a checkout or a venv under /tmp) is then
+        # bound on top of it, not hidden by it
+        writable = (("/tmp", limits.tmp_bytes), ("/dev/shm", limits.shm_bytes), (SUBMISSION_DIR, limits.tmp_bytes))
+        for folder, size in writable:
+            args += ["--perms", "1777", "--size", str(size), "--tmpfs", folder]
+        made, bound = {Path("/"), *(Path(folder) for folder, _ in writable)}, set()
         for path in sorted({Path(p).resolve() for p in readable if Path(p).exists()}):
             if bound.intersection(path.parents) or path.parts[1:2] and f"/{path.parts[1]}" in SYSTEM_PATHS:
                 continue  # already visible through a folder bound before it
@@ -176,9 +181,6 @@ class Jail:
             made.add(path)
             bound.add(path)
         inside = f"{SUBMISSION_DIR}/{notebook.name}"
-        writable = (("/tmp", limits.tmp_bytes), ("/dev/shm", limits.shm_bytes), (SUBMISSION_DIR, limits.tmp_bytes))
-        for folder, size in writable:
-            args += ["--perms", "1777", "--size", str(size), "--tmpfs", folder]
         args += ["--ro-bind", str(notebook), inside, "--chdir", SUBMISSION_DIR]
         if os.geteuid() == 0:
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "setpriv",
