@@ -323,7 +323,7 @@ class _FlawedGPT(ReferenceGPT):
         if self.flaw == UNTIED:
             self.lm_head.weight = nn.Parameter(self.lm_head.weight.detach().clone())
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None):
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         T = idx.size(1)
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
