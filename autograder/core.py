@@ -1,4 +1,4 @@
-"""Checks, defined once and run by every caller: notebook self-checks, pytest graders and nbgrader cells.
+"""Checks, defined once and run by every caller: notebook check cells (nbgrader's graded cells) and pytest graders.
 
 A check has two halves, kept apart on purpose:
 
@@ -292,7 +292,7 @@ def grading() -> bool:
 
 
 def run_check(check_id: str, obj: Any) -> Result:
-    """Probe and judge in this process (notebook self-checks and in-process grading)."""
+    """Probe and judge in this process (notebook check cells and in-process grading)."""
     check = get_check(check_id)
     return judge(check, run_probe(check, obj))
 
