@@ -27,7 +27,8 @@ cell before it runs) that wraps each cell in::
 Any other error is raised again, traceback and all: a NotImplementedError from a library (a torch operation with no
 kernel for a dtype), or the learner's own mistake in a cell that reads nothing a stub left unfinished. The value of the
 cell's last expression is still displayed: it is evaluated inside the ``try``, held, and shown by an expression after
-it, where IPython's display picks it up (nothing, after a stub).
+it, where IPython's display picks it up (nothing, after a stub). That is IPython's default display of a cell
+(``ast_node_interactivity = "last_expr"``); with ``"all"``, too, only the last expression is shown.
 
 It is installed when ``autograder`` is imported in an IPython shell (a lesson's setup cell), and never while the
 notebook is graded: a grader sees every error as it is. Graded cells do not rely on it: ``check`` reports a stub as
