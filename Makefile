@@ -14,7 +14,7 @@ LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB = JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/$(1)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyter lab $(LAB_FLAGS)
 
-.PHONY: install demo test lab lab-instructor release clean
+.PHONY: install demo test test-browser lab lab-instructor release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The real-browser suite (tests/browser): every lesson and solution run in JupyterLab by headless Chromium, and the
+# two views. Needs Debian's chromium (or CHROMIUM=<path>); installs the `browser` extra (playwright) when missing.
+test-browser: $(STAMP)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install -q -e '.[hf,browser]'
+	WORKBOOK_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/browser --durations=0
 
 # The learner's JupyterLab on lessons/; the instructor's on the course root (Formgrader, Create Assignment).
 lab: $(STAMP)
