@@ -28,7 +28,7 @@ c.CourseDirectory.db_url = f"sqlite:///{os.path.join(root, 'gradebook.db')}"
 
 # ---- release: what learners get ------------------------------------------------------------------------------------
 # Everything between `### BEGIN SOLUTION` and `### END SOLUTION` becomes this stub; the NotImplementedError is what
-# a self-check reports as "not implemented yet". Outputs and execution counts are cleared by ClearOutput, which is
+# a check cell reports as "not implemented yet". Outputs and execution counts are cleared by ClearOutput, which is
 # part of nbgrader's default release pipeline; the sources are committed without outputs anyway.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 

@@ -1,21 +1,23 @@
 """The grading spine: loads a learner's notebook, runs checks against gpt_reference, and reports points and a
-diagnosis. One registry of checks (``autograder.checks``) serves notebook self-checks, the pytest graders
+diagnosis. One registry of checks (``autograder.checks``) serves notebook check cells, the pytest graders
 (``autograder/graders``) and nbgrader's graded cells.
 
 In a notebook::
 
-    from autograder import check, assert_check
-    check("attention.softmax", softmax)          # a self-check: one line, ✓ or ✗ with a diagnosis
-    assert_check("attention.softmax", softmax)   # in a graded cell: raises AssertionError when wrong
+    from autograder import check
+    check("attention.softmax", softmax)   # one line, ✓ or ✗ with a diagnosis; raises while the notebook is graded
 
     from autograder import yours
     CausalSelfAttention = yours("02_attention").CausalSelfAttention   # your earlier lesson's object, or the reference's
+
+Imported in a notebook's kernel, it also lets Run All go past exercises that are not finished yet
+(``autograder.notebook``).
 """
 
-from .core import Check, Mistake, ProbeError, Result, assert_check, check, checks_for, get_check, run_check
+from . import notebook
+from .core import Check, Mistake, ProbeError, Result, check, checks_for, get_check, run_check
 from .yours import yours
 
-__all__ = [
-    "Check", "Mistake", "ProbeError", "Result", "assert_check", "check", "checks_for", "get_check", "run_check",
-    "yours",
-]  # fmt: skip
+__all__ = ["Check", "Mistake", "ProbeError", "Result", "check", "checks_for", "get_check", "run_check", "yours"]
+
+notebook.install()

@@ -1,4 +1,4 @@
-"""Checks, defined once and run by every caller: notebook self-checks, pytest graders and nbgrader cells.
+"""Checks, defined once and run by every caller: notebook check cells (nbgrader's graded cells) and pytest graders.
 
 A check has two halves, kept apart on purpose:
 
@@ -281,22 +281,31 @@ def judge(check: Check, outcome: ProbeOutcome) -> Result:
 
 # ---- the callers' entry points ------------------------------------------------------------------------------------
 
+GRADING_ENV = "AUTOGRADER_GRADING"  # "1" while the autograder's loader runs a notebook's cells
+GRADING_VARIABLES = ("NBGRADER_EXECUTION", GRADING_ENV)  # nbgrader sets NBGRADER_EXECUTION in autograde, validate
+
+
+def grading() -> bool:
+    """True while a grader runs the notebook: nbgrader's autograde or validate, or the autograder's loader."""
+    return any(os.environ.get(variable) for variable in GRADING_VARIABLES)
+
+
 
 def run_check(check_id: str, obj: Any) -> Result:
-    """Probe and judge in this process (notebook self-checks and in-process grading)."""
+    """Probe and judge in this process (notebook check cells and in-process grading)."""
     check = get_check(check_id)
     return judge(check, run_probe(check, obj))
 
 
 def check(check_id: str, obj: Any) -> None:
-    """A notebook self-check: prints one line, ✓ with points or ✗ with a diagnosis. Never shows expected values."""
-    print(run_check(check_id, obj).line())
+    """A notebook's check cell: prints one line, ✓ with points or ✗ with a diagnosis. Never shows expected values.
 
-
-def assert_check(check_id: str, obj: Any) -> None:
-    """For nbgrader's graded cells: raises AssertionError with the diagnosis, and no traceback of the check's
-    internals (``from None``), so hidden checks' source does not leak into feedback."""
+    The same cell is nbgrader's graded cell, which scores by whether the cell raises: while the notebook is being
+    graded (``grading()``), a failed check raises AssertionError with that line instead of printing it, and no
+    traceback of the check's internals (``from None``), so a hidden check's source does not leak into feedback. At
+    any other time it only prints, so a learner's Run All goes past an exercise that is not finished yet.
+    """
     result = run_check(check_id, obj)
-    if not result.passed:
+    if grading() and not result.passed:
         raise AssertionError(result.line()) from None
     print(result.line())

@@ -5,7 +5,7 @@ learner's definitions. So the loader reads the notebook's JSON and executes its 
 ``types.ModuleType``, in this process:
 
 * skipped: nbgrader's graded test cells (they call the checks, which is the grader's job) and cells tagged
-  ``demo`` (pictures, slow runs) or ``check`` (self-checks);
+  ``demo`` (pictures, slow runs);
 * kept: the setup cell, the answer cells and any helper cells the learner added;
 * IPython syntax is translated: a ``%magic`` or ``!shell`` line becomes ``pass``; a ``%%time`` or ``%%capture``
   cell keeps its body; other cell magics (``%%bash``, ``%%writefile`` …) drop their cell.
@@ -35,11 +35,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import Check, ProbeOutcome, run_probe
+from .core import GRADING_ENV, Check, ProbeOutcome, run_probe
 from .definitions import definitions
 
-SKIPPED_TAGS = {"demo", "check"}
-GRADING_ENV = "AUTOGRADER_GRADING"  # "1" while a grader runs a notebook's cells: `yours(...)` gives the reference's
+SKIPPED_TAGS = {"demo"}
 CELL_MAGICS_WITH_PYTHON_BODY = {"time", "capture"}  # %%time / %%capture run their body in the namespace
 MESSAGE_CAP = 300  # characters of a learner's exception message kept in a problem
 
@@ -103,7 +102,7 @@ def _source(cell: dict) -> str:
 
 
 def is_skipped(cell: dict) -> bool:
-    """True for cells the grader must not run: nbgrader graded test cells and cells tagged demo or check."""
+    """True for cells the grader must not run: nbgrader graded test cells and cells tagged demo."""
     metadata = cell.get("metadata") or {}
     nbgrader = metadata.get("nbgrader") or {}
     if nbgrader.get("grade") and not nbgrader.get("solution"):

@@ -8,7 +8,7 @@ In a lesson's setup cell::
 
 ``yours(lesson)`` finds the earlier lesson's notebook beside the current one (a notebook's kernel runs in the
 notebook's folder, so ``../02_attention/02_attention.ipynb``), loads it the way the graders do (definitions only:
-no demo, self-check or graded cells; ``autograder.loader``), and runs that lesson's checks, visible and hidden, on
+no demo or graded cells; ``autograder.loader``), and runs that lesson's checks, visible and hidden, on
 each of its graded objects. An object that passes all of its checks is yours. Where one does not — not defined, not
 implemented yet, failing a check, or the notebook missing or unreadable — the reference's object
 (``autograder.answer_key``) takes its place, and one line says so::
@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from .answer_key import ANSWER_KEY, resolve
-from .core import Check, checks_for, judge
-from .loader import GRADING_ENV, LoadedNotebook, NotebookError, load_notebook
+from .core import Check, checks_for, grading, judge
+from .loader import LoadedNotebook, NotebookError, load_notebook
 
 YOURS = "yours"
 REFERENCE = "the reference's"
-GRADING_VARIABLES = ("NBGRADER_EXECUTION", GRADING_ENV)
 TIME_LIMIT = 30.0  # seconds for each cell of the earlier notebook, and for each check
 
 
@@ -72,11 +71,6 @@ class Carried:
 
     def lines(self) -> list[str]:
         return [f"{name}: {whose} — {self.status[name]}" for name, whose in self.whose.items()]
-
-
-def grading() -> bool:
-    """True while a grader runs the notebook (nbgrader's autograde or validate, the autograder's loader)."""
-    return any(os.environ.get(variable) for variable in GRADING_VARIABLES)
 
 
 def yours(lesson: str, course: str | os.PathLike | None = None) -> Carried:

@@ -85,7 +85,7 @@ def solution_notebook_tests(lesson, checks):
         for cell in json.loads(path.read_text())["cells"]:
             meta = cell["metadata"].get("nbgrader", {})
             if meta.get("grade") and not meta.get("solution"):
-                graded[re.search(r'assert_check\("([^"]+)"', "".join(cell["source"])).group(1)] = meta["points"]
+                graded[re.search(r'\bcheck\("([^"]+)"', "".join(cell["source"])).group(1)] = meta["points"]
         assert graded == {c.id: c.points for c in checks}
         for c in checks:
             result = run_check(c.id, getattr(solution, c.target))

@@ -8,7 +8,7 @@ import signal
 import time
 
 import pytest
-from notebooks.build import code, demo_notebook, graded, markdown, tagged, use_demo_checks, write
+from notebooks.build import code, demo_notebook, graded, markdown, use_demo_checks, write
 
 from autograder.core import get_check, judge
 from autograder.loader import NotebookError, load_notebook, python_source, time_limit
@@ -30,12 +30,12 @@ def verdict(loaded, check_id):
 
 def test_answer_and_helper_cells_run_graded_check_and_demo_cells_do_not(tmp_path):
     cells = demo_notebook(extra=(code("def helper(x):\n    return x + 1"),))
-    cells += [tagged("skipped_check = 1", "check"), graded("skipped_graded = 1", "test_x", 1)]
+    cells += [graded("skipped_graded = 1", "test_x", 1)]
     loaded = load(tmp_path, cells)
     assert loaded.problems == []  # the demo cell raises, and graded cells would need the checks: none ran
     names = vars(loaded.module)
     assert {"double", "triple", "helper", "torch"} <= set(names)
-    assert "skipped_check" not in names and "skipped_graded" not in names
+    assert "skipped_graded" not in names
     assert verdict(loaded, "demo.double").passed
 
 

@@ -16,7 +16,7 @@ KEPT = """
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
-from autograder import check, assert_check
+from autograder import check
 from autograder.yours import yours
 N_EMBD = 32
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted(path.name for path in (ROOT / "solutions").glob("*/") if path.is_dir())
 NBGRADER = str(Path(sys.executable).with_name("nbgrader"))
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-GRADED = re.compile(r'assert_check\("([\w.]+)", (\w+)\)')
-SELF_CHECK = re.compile(r'\bcheck\("([\w.]+)", (\w+)\)')
+CHECK_CALL = re.compile(r'\bcheck\("([\w.]+)", (\w+)\)')
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
@@ -86,7 +85,10 @@ def test_learners_get_stubs_and_the_same_locked_graded_cells(lesson: str) -> Non
             assert dedented.count(STUB) == cell.source.count("### BEGIN SOLUTION") > 0, grade_id
         if _graded(cell):
             assert _nbgrader(mine)["locked"] and _nbgrader(mine)["points"] == _nbgrader(cell)["points"], grade_id
-            assert ".hidden" not in mine.source, grade_id
+            if HIDDEN_BEGIN in cell.source:  # what is left is the note that says what the empty cell is for
+                assert mine.source and all(map(_plain_comment, mine.source.splitlines())), grade_id
+            else:  # the learner's check cell is the graded cell, as it is
+                assert mine.source == cell.source, grade_id
     assert [_nbgrader(c).get("grade_id") for c in source.cells] == [_nbgrader(c).get("grade_id") for c in release.cells]
 
 
@@ -112,8 +114,8 @@ def test_graded_cells_grade_every_registered_check_for_its_points(lesson: str) -
         if hidden:
             assert body.endswith(HIDDEN_END), f"{_nbgrader(cell)['grade_id']}: hidden tests must fill the cell"
             body = body[len(HIDDEN_BEGIN):-len(HIDDEN_END)].strip()
-        match = GRADED.fullmatch(body)
-        assert match, f"{_nbgrader(cell)['grade_id']}: a graded cell holds one assert_check(...) call"
+        match = CHECK_CALL.fullmatch(body)
+        assert match, f"{_nbgrader(cell)['grade_id']}: a graded cell holds one check(...) call"
         check_id, target = match.groups()
         check = get_check(check_id)
         assert check.lesson == lesson and check.target == target and check.hidden == hidden, check_id
@@ -123,10 +125,8 @@ def test_graded_cells_grade_every_registered_check_for_its_points(lesson: str) -
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_self_checks_name_visible_checks(lesson: str) -> None:
-    cells = [cell for cell in _notebook("solutions", lesson).cells if "check" in cell.metadata.get("tags", [])]
-    assert cells
-    for cell in cells:
-        for check_id, target in SELF_CHECK.findall(cell.source):
-            check = get_check(check_id)
-            assert not check.hidden and check.target == target, check_id
+def test_checks_run_only_in_graded_cells(lesson: str) -> None:
+    """Each exercise has two cells of grading, its check cell and its hidden one: no other cell calls a check."""
+    for index, cell in enumerate(_notebook("solutions", lesson).cells):
+        if cell.cell_type == "code" and not _graded(cell):
+            assert not CHECK_CALL.search(cell.source), f"cell {index + 1} calls check(...) but is not graded"

@@ -1,7 +1,7 @@
 """Checks for lesson 02, attention: averaging the past, softmax, the causal mask, scaled dot-product attention and
 GPT-2's ``CausalSelfAttention`` module.
 
-Every check has a visible half (what the notebook's self-check runs) and a hidden half with other shapes and edge
+Every check has a visible half (what the notebook's check cell runs) and a hidden half with other shapes and edge
 cases. The references are ``gpt_reference.model``'s objects of the lesson's names (for softmax, ``torch.softmax``,
 the op the reference calls). Each mistake in a catalogue is the reference with one plausible error in it; the tests
 make sure that on each probe no two mistakes, and no mistake and the reference, give the same outputs, so a name is

@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 DEMO_CHECKS = HERE / "demo_checks.py"
 DEMO_GRADERS = HERE / "graders"
 
-SETUP = "import torch\nfrom autograder import check, assert_check"
+SETUP = "import torch\nfrom autograder import check"
 DOUBLE = "def double(x):\n    return 2 * x"
 TRIPLE = "def triple(x):\n    return 3 * x"
 
@@ -52,22 +52,21 @@ def markdown(source: str) -> nbformat.NotebookNode:
 
 
 def demo_notebook(double: str = DOUBLE, triple: str = TRIPLE, extra: tuple = ()) -> list[nbformat.NotebookNode]:
-    """The 99_demo lesson laid out as a real lesson: setup, answers, self-checks, graded cells, a demo cell;
+    """The 99_demo lesson laid out as a real lesson: setup, answers, graded check cells, a demo cell;
     ``extra`` cells go after the setup cell."""
     return [
         markdown("# Demo lesson"),
         code(SETUP),
         *extra,
         answer(double, "double"),
-        tagged('check("demo.double", double)', "check"),
-        graded('assert_check("demo.double", double)', "test_double", 2),
+        graded('check("demo.double", double)', "test_double", 2),
         graded(
-            '### BEGIN HIDDEN TESTS\nassert_check("demo.double.hidden", double)\n### END HIDDEN TESTS',
+            '### BEGIN HIDDEN TESTS\ncheck("demo.double.hidden", double)\n### END HIDDEN TESTS',
             "test_double_hidden",
             1,
         ),
         answer(triple, "triple"),
-        graded('assert_check("demo.triple", triple)', "test_triple", 1),
+        graded('check("demo.triple", triple)', "test_triple", 1),
         tagged("raise RuntimeError('demo cells never run when grading')", "demo"),
     ]
 
