@@ -37,14 +37,13 @@ def missing() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the suite, saying why, unless `make test-browser` asked for it (which then fails where Chromium or
-    playwright is missing, rather than pass without running)."""
+    """Skip the tests that need a browser, saying why, unless `make test-browser` asked for them (which then fail
+    where Chromium or playwright is missing, rather than pass without running)."""
     if os.environ.get(ENABLE) == "1":
         return
     reason = f"no Chromium/playwright: {INSTALL}" if missing() else f"runs in make test-browser ({ENABLE}=1)"
-    here = Path(__file__).parent
     for item in items:
-        if here in item.path.parents:
+        if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
