@@ -8,8 +8,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# JupyterLab in one of the course's two views, the config folder jupyter/<view>/ read first (jupyter/README.md):
+# `learner` without nbgrader's instructor tools, `instructor` with them. The environment's bin comes first on the
+# PATH, as if activated: nbgrader runs some tools by name (the formgrader's gradebook needs `alembic`).
+LAB = JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/$(1)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyter lab $(LAB_FLAGS)
 
-.PHONY: install demo test lab release clean
+.PHONY: install demo test test-browser lab lab-instructor release clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +30,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The real-browser suite (tests/browser): every lesson and solution run in JupyterLab by headless Chromium, and the
+# two views. Needs Debian's chromium (or CHROMIUM=<path>); installs the `browser` extra (playwright) when missing.
+test-browser: $(STAMP)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install -q -e '.[hf,browser]'
+	WORKBOOK_BROWSER_TESTS=1 $(BIN)/python -m pytest tests/browser --durations=0
+
+# The learner's JupyterLab on lessons/; the instructor's on the course root (Formgrader, Create Assignment).
 lab: $(STAMP)
 	@mkdir -p lessons
-	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir=lessons
+	$(call LAB,learner) --ServerApp.root_dir=lessons
+
+lab-instructor: $(STAMP)
+	$(call LAB,instructor)
 
 # Regenerate every learner notebook lessons/NN_topic/ from its source solutions/NN_topic/ (solutions replaced by
 # stubs, hidden tests removed, outputs cleared). --no-db leaves gradebook.db alone; the result is byte-for-byte

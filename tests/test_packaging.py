@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge spells a few packages differently from PyPI
-CONDA_NAMES = {"pytorch": "torch"}
+CONDA_NAMES = {"pytorch": "torch", "playwright-python": "playwright"}
 
 
 def _name(requirement: str) -> str:
@@ -41,15 +41,18 @@ def test_environment_yml_and_pyproject_name_the_same_dependencies():
     assert conda_dependencies() == pip_dependencies()
 
 
-def test_environment_yml_installs_the_repo_itself():
-    assert "-e .[hf]" in (ROOT / "environment.yml").read_text()
+def test_environment_yml_installs_the_repo_itself_with_every_extra():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    installed = re.search(r"^\s+- -e \.\[([\w,]+)\]$", (ROOT / "environment.yml").read_text(), flags=re.M)
+    assert installed and set(installed.group(1).split(",")) == set(extras)
 
 
-def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_tests_and_the_browser_suite():
     readme = (ROOT / "README.md").read_text()
     first_commands = re.findall(r"^make (\w+)", readme, flags=re.M)[:2]
     assert first_commands == ["demo", "test"]
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "make test" in ci and "make test-browser" in ci
 
 
 def test_every_builtin_config_loads():
