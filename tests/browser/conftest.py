@@ -63,8 +63,10 @@ def browser():
 
 def kernel_environment(shakespeare: Path) -> dict[str, str]:
     """What the server and its kernels inherit: this checkout first on the path, the long demos cut short
-    (WORKBOOK_QUICK=1, as in tests/test_carry_forward.py), the data, no grading flags, no GPT-2 weights."""
-    env = {key: value for key, value in os.environ.items() if key not in ("NBGRADER_EXECUTION", GRADING_ENV)}
+    (WORKBOOK_QUICK=1, as in tests/test_carry_forward.py), the data, no grading flags, no GPT-2 weights, and
+    matplotlib's own choice of backend (the kernel's inline one: CI's MPLBACKEND=Agg would hide every picture)."""
+    dropped = ("NBGRADER_EXECUTION", GRADING_ENV, "MPLBACKEND")
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         WORKBOOK_QUICK="1",

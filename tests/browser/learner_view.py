@@ -3,8 +3,9 @@ counts as the page shows them).
 
 A solution: every check line is ✓ and every exercise's visible check printed one. A released lesson (nothing
 implemented yet): every exercise's visible check printed exactly one "✗ <id> (0/p): not implemented yet" line, and no
-other check line appears. Both: no error output and no traceback anywhere, and the last code cell ran (Run All stops at
-the first cell that raises).
+other check line appears; a solution also shows a picture in every cell that calls ``plt.show()``. Both: no error
+output, no traceback and nothing on stderr anywhere, and the last code cell ran (Run All stops at the first cell that
+raises).
 """
 
 from __future__ import annotations
@@ -50,9 +51,23 @@ def errors(notebook: nbformat.NotebookNode) -> list[str]:
     return found
 
 
+def missing_pictures(notebook: nbformat.NotebookNode) -> list[str]:
+    """Every code cell that calls ``plt.show()`` and shows no picture, as one line naming the cell."""
+    return [f"cell {index}: plt.show() and no picture" for index, cell in enumerate(notebook.cells)
+            if cell.cell_type == "code" and "plt.show()" in cell.source
+            and not any("image/png" in out.get("data", {}) for out in cell.outputs)]  # fmt: skip
+
+
+def stderr_lines(notebook: nbformat.NotebookNode) -> list[str]:
+    """Everything written to stderr (warnings a learner sees in red), one line per output naming the cell."""
+    return [f"cell {index}: on stderr: {out.text.strip().splitlines()[0][:120] if out.text.strip() else ''}"
+            for index, cell in enumerate(notebook.cells) for out in cell.get("outputs", [])
+            if out.output_type == "stream" and out.name == "stderr" and TRACEBACK not in out.text]  # fmt: skip
+
+
 def problems(notebook: nbformat.NotebookNode, released: bool) -> list[str]:
     """What is wrong with what the learner sees, one line each; empty when all is as it should be."""
-    found = errors(notebook)
+    found = errors(notebook) + stderr_lines(notebook)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     if code_cells and code_cells[-1].execution_count is None:
         found.append("Run All stopped before the last cell")
@@ -65,6 +80,7 @@ def problems(notebook: nbformat.NotebookNode, released: bool) -> list[str]:
         found += [f"unexpected: {mark} {i}: {message}" for mark, i, message in lines
                   if i not in expected or message != "not implemented yet"]  # fmt: skip
     else:
+        found += missing_pictures(notebook)  # in a lesson, a picture may wait for an unfinished function
         found += [f"{mark} {i}: {message}" for mark, i, message in lines if mark != "✓"]
         passed = {i for mark, i, _ in lines if mark == "✓"}
         found += [f"{i}: no ✓ line" for i in expected if i not in passed]

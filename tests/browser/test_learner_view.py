@@ -1,8 +1,9 @@
 """The browser suite's judge (learner_view.problems) fails on what a broken lesson would show: a traceback, Run All
-stopped half way, a check that printed nothing or twice, a ✗ in a solution. No browser: runs in make test too.
+stopped half way, a check that printed nothing or twice, a ✗ in a solution, a warning on stderr, a picture that does
+not show. No browser: runs in make test too.
 
 The notebooks are lesson 02 as committed, with the outputs a Run All would give: each code cell counted, and each
-exercise's graded check cell printing its verdict.
+exercise's graded check cell printing its verdict, and each ``plt.show()`` cell showing a picture.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def run(kind: str, verdict: str) -> nbformat.NotebookNode:
         count += 1
         cell.execution_count = count
         checks = graded_checks(cell)
+        if "plt.show()" in cell.source:
+            cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
         if checks:
             text = "".join(f"{verdict.format(i)}\n" for i in checks)
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
@@ -89,4 +92,17 @@ def test_a_lesson_that_passes_a_check_or_a_solution_that_fails_one():
     assert problems(notebook, released=False) == [
         "✗ attention.softmax: looks like: no max subtracted.",
         "attention.softmax: no ✓ line",
+    ]
+
+
+def test_a_warning_on_stderr_or_a_solutions_missing_picture():
+    notebook = solved()
+    picture = next(index for index, cell in enumerate(notebook.cells) if "plt.show()" in cell.source)
+    notebook.cells[picture].outputs = []  # as under MPLBACKEND=Agg: plt.show() draws nothing
+    setup = next(index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code")
+    warning = "UserWarning: something the learner did not ask for\n  warnings.warn(\n"
+    notebook.cells[setup].outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning)]
+    assert problems(notebook, released=False) == [
+        f"cell {setup}: on stderr: UserWarning: something the learner did not ask for",
+        f"cell {picture}: plt.show() and no picture",
     ]
