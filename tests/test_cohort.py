@@ -1,0 +1,143 @@
+"""A synthetic cohort of lesson 02 (``tests/cohort.py``: 30 learners whose every verdict is planted) graded once by
+the real jailed ``batch``, then the class report and the similarity report read against the plan.
+
+About three minutes on two cores (the batch; everything after it takes seconds). Where bubblewrap cannot jail,
+the batch runs ``--unisolated`` (these notebooks are ours), except under ``AUTOGRADER_JAIL_REQUIRED`` (CI), where
+the jail must be there.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from cohort import LESSON, PASS, UNIMPLEMENTED, build_cohort
+
+from autograder.core import checks_for
+from autograder.jail import unavailable_reason
+
+REPO = Path(__file__).resolve().parents[1]
+LEARNERS = 30
+pytestmark = pytest.mark.timeout(1200)
+
+
+def _autograder(*args: str, cwd: Path = REPO) -> str:
+    result = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory):
+    """The cohort, built and graded once: (cohort, grades folder, report JSON)."""
+    root = tmp_path_factory.mktemp("cohort")
+    cohort = build_cohort(root / "submitted", LEARNERS)
+    isolation = ["--unisolated"] if unavailable_reason() and not os.environ.get("AUTOGRADER_JAIL_REQUIRED") else []
+    _autograder("batch", str(cohort.folder), "--out", str(root / "grades" / "grades.csv"), "--jobs=2", *isolation)
+    _autograder("report", str(root / "grades"), "--out", str(root / "report.html"))
+    return cohort, root / "grades", json.loads((root / "report.json").read_text())
+
+
+def _lesson(report: dict) -> dict:
+    (lesson,) = report["lessons"]
+    assert lesson["lesson"] == LESSON
+    return lesson
+
+
+def test_the_plan_is_a_cohort_worth_testing(graded):
+    cohort, _, _ = graded
+    assert len(cohort.learners) == LEARNERS
+    verdicts = Counter(v for plan in cohort.plan.values() for v in plan.values())
+    assert verdicts[PASS] and verdicts[UNIMPLEMENTED] and len(verdicts) > 10  # passes, stubs, many mistakes
+    choices = {learner.name: learner.choices for learner in cohort.learners}
+    names = sorted(choices)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            differ = sum(choices[a][t] != choices[b][t] for t in choices[a])
+            assert differ >= 2 or {a, b} == set(cohort.copies), (a, b)
+
+
+def test_every_learner_is_graded_as_planned(graded):
+    cohort, grades, _ = graded
+    with open(grades / "grades.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert set(rows) == set(cohort.plan)
+    for student, plan in cohort.plan.items():
+        assert rows[student]["status"] == "graded", rows[student]["status"]
+        for check in checks_for(LESSON):
+            assert float(rows[student][check.id]) == (check.points if plan[check.id] == PASS else 0), (student, check.id)
+
+
+def test_the_report_counts_what_was_planted(graded):
+    cohort, _, report = graded
+    lesson = _lesson(report)
+    assert lesson["graded"] == lesson["submissions"] == LEARNERS and not lesson["not_graded"]
+    for check in lesson["checks"]:
+        planned = Counter(plan[check["id"]] for plan in cohort.plan.values())
+        assert check["passed"] == planned.pop(PASS, 0), check["id"]
+        assert check["pass_rate"] == round(check["passed"] / LEARNERS, 4)
+        assert check["unimplemented"] == planned.pop(UNIMPLEMENTED, 0), check["id"]
+        assert {m["name"]: m["learners"] for m in check["mistakes"]} == dict(planned), check["id"]
+        assert check["other_failures"] == 0
+    assert {c["id"] for c in lesson["checks"]} == {c.id for c in checks_for(LESSON)}
+
+
+def test_the_report_ranks_the_mistakes_by_learners(graded):
+    cohort, _, report = graded
+    made = Counter()
+    for plan in cohort.plan.values():
+        made.update({(check_id.removesuffix(".hidden"), verdict) for check_id, verdict in plan.items()
+                     if verdict not in (PASS, UNIMPLEMENTED)})
+    ranked = _lesson(report)["mistakes"]
+    assert {(m["check"], m["name"]): m["learners"] for m in ranked} == dict(made)
+    assert [m["learners"] for m in ranked] == sorted(made.values(), reverse=True)
+    unimplemented = {u["check"]: u["learners"] for u in _lesson(report)["unimplemented"]}
+    planned = Counter(check_id for plan in cohort.plan.values() for check_id, v in plan.items() if v == UNIMPLEMENTED)
+    assert unimplemented == dict(planned)
+
+
+def test_the_report_has_the_scores_and_a_picture(graded):
+    cohort, grades, report = graded
+    points = {c.id: c.points for c in checks_for(LESSON)}
+    expected = {s: sum(points[c] for c, v in plan.items() if v == PASS) for s, plan in cohort.plan.items()}
+    assert _lesson(report)["scores"] == expected
+    page = (grades.parent / "report.html").read_text()
+    assert "data:image/png;base64," in page and "mask applied after softmax" in page
+
+
+@pytest.fixture(scope="module")
+def similarity(graded):
+    cohort, grades, _ = graded
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(grades.rglob("*")) if p.is_file()}
+    out = grades.parent / "similarity.html"
+    _autograder("similarity", str(cohort.folder), f"--lesson={LESSON}", f"--out={out}")
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(grades.rglob("*")) if p.is_file()}
+    assert before == after  # it flags; it never touches the grades
+    return json.loads(out.with_suffix(".json").read_text())
+
+
+def _alike(match: dict) -> float:
+    return min(match["first_share"], match["second_share"])
+
+
+def test_the_planted_copies_are_the_top_pair(graded, similarity):
+    cohort, _, _ = graded
+    top, runner_up = similarity["pairs"][:2]
+    assert {top["first"], top["second"]} == set(cohort.copies)
+    assert _alike(top) > 0.99 > _alike(runner_up)
+    assert len(similarity["pairs"]) == LEARNERS * (LEARNERS - 1) // 2
+
+
+def test_learners_built_from_the_solution_are_the_most_alike_to_it(graded, similarity):
+    cohort, _, _ = graded
+    alike = {m["first"]: _alike(m) for m in similarity["solutions"]}
+    built = {learner.name for learner in cohort.learners if learner.from_solution}
+    assert built and len(alike) == LEARNERS
+    assert min(alike[name] for name in built) > max(v for name, v in alike.items() if name not in built)
