@@ -167,7 +167,8 @@ def summarize(submissions: list[Submission]) -> dict:
             checks.append({
                 "id": check_id, "max_points": max(r.max_points for r in results), "learners": len(results),
                 "passed": passed, "pass_rate": _share(passed, n), "unimplemented": unimplemented,
-                "mistakes": [{"name": name, "learners": k, "share": _share(k, n)} for name, k in mistakes.most_common()],
+                "mistakes": [{"name": name, "learners": k, "share": _share(k, n)}
+                             for name, k in mistakes.most_common()],
                 "other_failures": len(results) - passed - unimplemented - sum(mistakes.values()),
             })  # fmt: skip
         # a learner who makes a mistake in an object makes it once, whether the visible, the hidden or both checks

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 from copydetect import CodeFingerprint, compare_files
 from copydetect.defaults import NOISE_THRESHOLD
-from copydetect.utils import get_token_coverage, highlight_overlap
+from copydetect.utils import highlight_overlap
 
 from .grading import find_submissions
 
@@ -47,16 +48,10 @@ def graded_code(notebook: str | os.PathLike) -> str:
     return "\n\n".join(answers[grade_id].rstrip() for grade_id in sorted(answers)) + "\n"
 
 
-def _fingerprint(name: str, code: str, boilerplate: frozenset[int] = frozenset()) -> CodeFingerprint:
-    """copydetect's fingerprint of the code, less every k-gram of the boilerplate. Removed here rather than by
-    copydetect's own ``boilerplate`` argument, which drops one occurrence of each k-gram only (a stub that appears
-    five times would leave four)."""
-    fingerprint = CodeFingerprint(f"{name}.py", NOISE_THRESHOLD, WHOLE_FILE, language="python", fp=io.StringIO(code))
-    fingerprint.hashes -= boilerplate
-    fingerprint.hash_idx = {h: idx for h, idx in fingerprint.hash_idx.items() if h not in boilerplate}
-    fingerprint.token_coverage = get_token_coverage(fingerprint.hash_idx, NOISE_THRESHOLD,
-                                                    len(fingerprint.filtered_code))
-    return fingerprint
+def _fingerprint(name: str, code: str, boilerplate: np.ndarray | None = None) -> CodeFingerprint:
+    """copydetect's fingerprint of the code, less every k-gram of the boilerplate."""
+    return CodeFingerprint(f"{name}.py", NOISE_THRESHOLD, WHOLE_FILE, boilerplate, language="python",
+                           fp=io.StringIO(code))
 
 
 @dataclass
@@ -97,7 +92,7 @@ def _compare(first: tuple[str, CodeFingerprint], second: tuple[str, CodeFingerpr
 def compare(submissions: dict[str, str], solutions: dict[str, str], boilerplate: str) -> dict[str, list[Match]]:
     """``pairs``: every two submissions compared; ``solutions``: every submission against every solution. Each list
     is ranked, most alike first. The arguments map a name to its graded code."""
-    boilerplate_hashes = frozenset(_fingerprint("boilerplate", boilerplate).hashes)
+    boilerplate_hashes = np.array(sorted(_fingerprint("boilerplate", boilerplate).hashes))
     learners = [(name, _fingerprint(name, code, boilerplate_hashes)) for name, code in submissions.items()]
     references = [(name, _fingerprint(name, code, boilerplate_hashes)) for name, code in solutions.items()]
     pairs = [_compare(a, b) for a, b in combinations(learners, 2)]
@@ -123,7 +118,8 @@ def _ranking(title: str, matches: list[Match]) -> str:
         f"<tr><td>{i + 1}</td><td>{e(m.first)}</td><td>{100 * m.first_share:.0f}%</td><td>{e(m.second)}</td>"
         f"<td>{100 * m.second_share:.0f}%</td><td>{m.tokens}</td></tr>" for i, m in enumerate(matches))
     table = (f"<h2>{e(title)}</h2><table><tr><th>#</th><th>submission</th><th>its share found in the other</th>"
-             f"<th>compared with</th><th>its share found in the first</th><th>shared characters</th></tr>{rows}</table>")
+             f"<th>compared with</th><th>its share found in the first</th><th>shared characters</th></tr>"
+             f"{rows}</table>")
     sides = "".join(
         f"<h3>#{i + 1}: {e(m.first)} and {e(m.second)}</h3><div class='side'><pre>{m.first_html}</pre>"
         f"<pre>{m.second_html}</pre></div>" for i, m in enumerate(matches[:SHOWN]) if m.tokens)

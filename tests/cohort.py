@@ -47,7 +47,7 @@ CALLS = {"scaled_dot_product_attention": ["softmax"], "CausalSelfAttention": ["s
                                                                                 "causal_mask"]}
 PASS, UNIMPLEMENTED = "pass", "not implemented yet"  # a plan's verdicts; any other is a mistake's name
 
-# ---- the code a learner writes: bodies for the released stubs ---------------------------------------------------------
+# ---- the code a learner writes: bodies for the released stubs -------------------------------------------------------
 
 ALTERNATIVES = {
     "average_past": {

@@ -72,7 +72,8 @@ def test_every_learner_is_graded_as_planned(graded):
     for student, plan in cohort.plan.items():
         assert rows[student]["status"] == "graded", rows[student]["status"]
         for check in checks_for(LESSON):
-            assert float(rows[student][check.id]) == (check.points if plan[check.id] == PASS else 0), (student, check.id)
+            points = check.points if plan[check.id] == PASS else 0
+            assert float(rows[student][check.id]) == points, (student, check.id)
 
 
 def test_the_report_counts_what_was_planted(graded):
