@@ -99,26 +99,26 @@ def _mistake_of(check_id: str, message: str) -> str | None:
 
 
 def _cell_result(cell: dict) -> Result | None:
-    """The check's verdict from an autograded graded cell: its one line, else (the cell raised something else, a
-    NameError for an object that was never defined) a failure with that error."""
-    meta = cell["metadata"].get("nbgrader", {})
+    """The check's verdict from an autograded graded cell, scored as nbgrader scores it: the cell failed if and only
+    if it raised. The verdict's words are the check's line: the one it raised, or else the last one printed (a
+    learner's function may print a line of its own while it is probed, before the check's); a cell that raised
+    something else (a NameError for an object never defined) fails with that error."""
     called = re.search(r'\bcheck\(\s*["\']([^"\']+)["\']', "".join(cell["source"]))
     if not called:
         return None
-    check_id, most = called.group(1), float(meta.get("points", 0))
-    for output in cell.get("outputs", []):
-        text = "".join(output.get("text", "")) if output["output_type"] == "stream" else (
-            f"{output.get('ename')}: {output.get('evalue')}" if output["output_type"] == "error" else "")
-        for line in text.splitlines():
-            found = CHECK_LINE.match(line.strip())
-            if found and found.group(2) == check_id:
-                passed, message = found.group(1) == "✓", found.group(5)
-                return Result(check_id, float(found.group(3)), float(found.group(4)), passed,
-                              None if passed else _mistake_of(check_id, message), message)
-    errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o["output_type"] == "error"]
-    if errors:
+    check_id, most = called.group(1), float(cell["metadata"]["nbgrader"].get("points", 0))
+    outputs = cell.get("outputs", [])
+    errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o["output_type"] == "error"]
+    printed = "".join("".join(o.get("text", "")) for o in outputs if o["output_type"] == "stream").splitlines()
+    lines = [found for line in (errors[:1] if errors else printed) if (found := CHECK_LINE.match(line.strip()))
+             and found.group(2) == check_id]
+    if errors and not lines:
         return Result(check_id, 0.0, most, False, None, errors[0])
-    return Result(check_id, most, most, True, None, "passed (no check line in its output)")
+    if not lines:
+        return Result(check_id, most, most, True, None, "passed (no check line in its output)")
+    passed, message = lines[-1].group(1) == "✓" and not errors, lines[-1].group(5)
+    return Result(check_id, most if passed else 0.0, most, passed, None if passed else _mistake_of(check_id, message),
+                  message)
 
 
 def read_autograded(folder: str | os.PathLike) -> list[Submission]:

@@ -149,17 +149,23 @@ def test_autograded_notebooks_are_read_from_their_graded_cells(tmp_path):
                      [_error("NameError", "name 'causal_mask' is not defined")]),
         _output_cell('check("attention.average_past", average_past)', "test_average_past", 1,
                      [_error("AssertionError", "✗ attention.average_past (0/1): not implemented yet")]),
+        _output_cell('check("attention.causal_self_attention", CausalSelfAttention)', "test_csa", 3,
+                     [_stream("✓ attention.causal_self_attention (3/3): correct\n"),  # printed by the learner's code
+                      _error("AssertionError", "✗ attention.causal_self_attention (0/3): looks like: missing output "
+                                               "projection. hint")]),
     ])  # fmt: skip
     (submission,) = read_autograded(tmp_path)
-    assert (submission.student, submission.lesson, submission.score, submission.max_score) == ("ada", "02_attention",
-                                                                                              1, 4)
+    assert (submission.student, submission.lesson) == ("ada", "02_attention")
+    assert (submission.score, submission.max_score) == (1, 7)
     by_id = {r.id: r for r in submission.checks}
     assert by_id["attention.softmax"].passed
     assert by_id["attention.softmax.hidden"].mistake == "no max subtraction"
     assert not by_id["attention.causal_mask"].passed and "NameError" in by_id["attention.causal_mask"].message
     assert by_id["attention.average_past"].message == "not implemented yet"
+    assert by_id["attention.causal_self_attention"].mistake == "missing output projection"
     (lesson,) = write_report([tmp_path], tmp_path / "report.html")["lessons"]
-    assert lesson["mistakes"][0]["name"] == "no max subtraction" and lesson["unimplemented"][0]["learners"] == 1
+    assert {m["name"] for m in lesson["mistakes"]} == {"no max subtraction", "missing output projection"}
+    assert lesson["unimplemented"] == [{"check": "attention.average_past", "learners": 1, "share": 1.0}]
 
 
 # ---- similarity ---------------------------------------------------------------------------------------------------
