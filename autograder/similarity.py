@@ -33,7 +33,7 @@ from copydetect.utils import highlight_overlap
 from .grading import find_submissions
 
 WHOLE_FILE = 1  # copydetect's winnowing window: 1 keeps every k-gram (deterministic, and the files are small)
-SHOWN = 20  # pairs shown with their code side by side
+LISTED, SHOWN = 100, 20  # pairs in the HTML's ranking, and of those, shown with their code side by side (JSON: all)
 
 
 def graded_code(notebook: str | os.PathLike) -> str:
@@ -116,7 +116,7 @@ def _ranking(title: str, matches: list[Match]) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{i + 1}</td><td>{e(m.first)}</td><td>{100 * m.first_share:.0f}%</td><td>{e(m.second)}</td>"
-        f"<td>{100 * m.second_share:.0f}%</td><td>{m.tokens}</td></tr>" for i, m in enumerate(matches))
+        f"<td>{100 * m.second_share:.0f}%</td><td>{m.tokens}</td></tr>" for i, m in enumerate(matches[:LISTED]))
     table = (f"<h2>{e(title)}</h2><table><tr><th>#</th><th>submission</th><th>its share found in the other</th>"
              f"<th>compared with</th><th>its share found in the first</th><th>shared characters</th></tr>"
              f"{rows}</table>")
