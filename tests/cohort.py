@@ -40,8 +40,8 @@ RELEASED = ROOT / "lessons" / LESSON / f"{LESSON}.ipynb"
 SOLUTION = ROOT / "solutions" / LESSON / f"{LESSON}.ipynb"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TARGETS = ["average_past", "softmax", "causal_mask", "scaled_dot_product_attention", "CausalSelfAttention"]
-GRADE_IDS = {target: f"solution_{name}" for target, name in zip(TARGETS, [
-    "average_past", "softmax", "causal_mask", "scaled_dot_product_attention", "causal_self_attention"])}
+GRADE_IDS = {target: f"solution_{target}" for target in TARGETS} | {
+    "CausalSelfAttention": "solution_causal_self_attention"}
 # the exercises whose solution calls other exercises of the notebook
 CALLS = {"scaled_dot_product_attention": ["softmax"], "CausalSelfAttention": ["scaled_dot_product_attention",
                                                                                 "causal_mask"]}
@@ -267,7 +267,7 @@ ORIGINAL = 4  # the index of the learner who is copied: after the four built fro
 
 
 def plan_cohort(n: int, seed: int = 0) -> tuple[list[Learner], tuple[str, str]]:
-    """``n`` learners (at least 8): the ones built from the solution, the planted pair, then random others."""
+    """``n`` learners (at least 6): the ones built from the solution, the planted pair, then random others."""
     every, rng = options(), random.Random(seed)
     solution = {t: every[t][0] for t in TARGETS}
 
@@ -284,13 +284,11 @@ def plan_cohort(n: int, seed: int = 0) -> tuple[list[Learner], tuple[str, str]]:
                 "CausalSelfAttention": pick("CausalSelfAttention", "alternative")}
     assert len(plans) == ORIGINAL
     plans.append((original, False))
+    # how often each kind of answer is drawn, shared among that kind's options: mistakes most, stubs seldom
     weights = {"solution": 1, "alternative": 4, "mistake": 6, "stub": 1}
+    draw = {t: [weights[o.kind] / [p.kind for p in every[t]].count(o.kind) for o in every[t]] for t in TARGETS}
     while len(plans) < n - 1:
-        choices = {}
-        for target in TARGETS:
-            kinds = [o.kind for o in every[target]]
-            chosen = rng.choices(every[target], weights=[weights[k] / kinds.count(k) for k in kinds])[0]
-            choices[target] = chosen
+        choices = {t: rng.choices(every[t], weights=draw[t])[0] for t in TARGETS}
         solution_code = [t for t in TARGETS if choices[t].kind == "solution"]
         if (len(solution_code) > 1 or "CausalSelfAttention" in solution_code or not _consistent(choices)
                 or any(_differences(choices, other) < 2 for other, _ in plans)):

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from cohort import LESSON, PASS, UNIMPLEMENTED, build_cohort
+from cohort import LESSON, PASS, TARGETS, UNIMPLEMENTED, build_cohort, plan_cohort
 
 from autograder.core import checks_for
 from autograder.jail import unavailable_reason
@@ -51,17 +51,16 @@ def _lesson(report: dict) -> dict:
     return lesson
 
 
-def test_the_plan_is_a_cohort_worth_testing(graded):
-    cohort, _, _ = graded
-    assert len(cohort.learners) == LEARNERS
-    verdicts = Counter(v for plan in cohort.plan.values() for v in plan.values())
-    assert verdicts[PASS] and verdicts[UNIMPLEMENTED] and len(verdicts) > 10  # passes, stubs, many mistakes
-    choices = {learner.name: learner.choices for learner in cohort.learners}
-    names = sorted(choices)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            differ = sum(choices[a][t] != choices[b][t] for t in choices[a])
-            assert differ >= 2 or {a, b} == set(cohort.copies), (a, b)
+@pytest.mark.parametrize("n", [LEARNERS, 50])
+def test_the_plan_is_a_cohort_worth_testing(n):
+    learners, copies = plan_cohort(n)
+    assert len(learners) == n and len({learner.name for learner in learners}) == n
+    verdicts = Counter(v for learner in learners for v in learner.expected().values())
+    assert verdicts[PASS] and verdicts[UNIMPLEMENTED] and len(verdicts) > 15  # passes, stubs, many mistakes
+    for i, a in enumerate(learners):
+        for b in learners[i + 1 :]:
+            differ = sum(a.choices[t] != b.choices[t] for t in TARGETS)
+            assert differ >= 2 or {a.name, b.name} == set(copies), (a.name, b.name)
 
 
 def test_every_learner_is_graded_as_planned(graded):
