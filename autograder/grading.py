@@ -311,6 +311,29 @@ def grade_folder(
     return [table.rows[i] for i in sorted(table.rows)]
 
 
+@dataclass
+class BatchRow:
+    """One notebook of a batch, read back from its CSV: who, what, and its JSON report (None when not graded)."""
+
+    student: str
+    assignment: str
+    notebook: str  # its path in the submissions folder
+    status: str
+    report: dict | None
+
+
+def read_batch(out_csv: str | os.PathLike) -> list[BatchRow]:
+    """The rows of a batch's CSV (``grade_folder``), each with its JSON report from ``<csv stem>_reports/``."""
+    out_csv = Path(out_csv)
+    reports_dir = out_csv.with_name(out_csv.stem + "_reports")
+    with open(out_csv, newline="") as f:
+        return [
+            BatchRow(row["student"], row["assignment"], row["notebook"], row["status"],
+                     json.loads((reports_dir / row["report"]).read_text()) if row["report"] else None)
+            for row in csv.DictReader(f)
+        ]  # fmt: skip
+
+
 def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADERS) -> list[str]:
     """One line per lesson notebook under ``lessons_dir`` (``<lesson>/<lesson>.ipynb``): its score, or why not."""
     lines = []
