@@ -20,12 +20,15 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook
 from notebooks.build import DEMO_GRADERS, demo_notebook, use_demo_checks, write
 from test_nbgrader_workflow import ENV, ROOT, _run
 
 from autograder.__main__ import main
+from autograder.core import checks_for
+from autograder.gradebook import _checks_run_by
 
 pytestmark = pytest.mark.slow
 
@@ -255,3 +258,16 @@ def test_without_a_gradebook_import_says_where_it_looked(tmp_path: Path, monkeyp
     assert main(["import", "grades.csv"]) == 1
     assert f"no gradebook at {tmp_path / 'gradebook.db'}: run this in the course's folder" in capsys.readouterr().err
     assert not (tmp_path / "gradebook.db").exists()
+
+
+@pytest.mark.parametrize("lesson", sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()))
+def test_each_lessons_graded_cells_pair_with_its_checks(lesson: str) -> None:
+    """What the import pairs in the gradebook's copy of a lesson holds in its source: one check per graded cell, each
+    check in one cell, for the same points."""
+    notebook = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    graded = [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade")]
+    runs = [(_checks_run_by(cell.source), cell.metadata["nbgrader"]["points"]) for cell in graded]
+    assert all(len(checks) == 1 for checks, _ in runs)
+    assert sorted((checks[0], points) for checks, points in runs) == sorted(
+        (check.id, check.points) for check in checks_for(lesson)
+    )
