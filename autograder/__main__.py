@@ -108,16 +108,20 @@ def _load_course() -> NbGrader | None:
 
 def _import(out_csv: str, course: NbGrader | None, feedback: str | None) -> int:
     """A batch's grades into the course's gradebook (when there is a course) and each learner's feedback page."""
+    if course is None and feedback is None:
+        return 0
     rows = read_batch(out_csv)
     if course is not None:
         from .gradebook import GradebookError, import_batch
 
         try:
-            import_batch(rows, course)
+            skipped = import_batch(rows, course)
         except GradebookError as e:
             print(f"cannot import: {e}", file=sys.stderr)
             return 1
-        print(f"imported {len(rows)} notebooks into {course.coursedir.db_url}")
+        for line in skipped:
+            print(line)
+        print(f"imported {len(rows) - len(skipped)} notebooks into {course.coursedir.db_url}")
         feedback = feedback or str(Path(course.coursedir.root) / course.coursedir.feedback_directory)
     if feedback:
         print(f"feedback for {len(write_feedback(rows, feedback))} notebooks: {feedback}")

@@ -11,6 +11,7 @@ their text), so every string is escaped: a ``<script>`` in a message is shown, n
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from .grading import BatchRow
@@ -41,8 +42,9 @@ def feedback_html(row: BatchRow) -> str:
     title = f"{row.assignment}: feedback for {row.student}"
     body = [f"<h1>{e(title)}</h1>", f"<p>Notebook: <code>{e(Path(row.notebook).name)}</code></p>"]
     report = row.report
-    if report is None:
-        reason = row.status.removeprefix("not graded: ")
+    if report is None:  # the reason names the notebook by its path on the grader's machine: by its name here
+        name = Path(row.notebook).name
+        reason = re.sub(r"\S*" + re.escape(row.notebook), lambda _: name, row.status.removeprefix("not graded: "))
         body.append(f'<p class="not-graded">Your notebook could not be graded: {e(reason)}</p>')
         body.append("<p><strong>Score: 0</strong></p>")
     else:

@@ -5,8 +5,8 @@ see them as they see ``nbgrader autograde``'s.
 Each check lands in the graded cell that runs it. The gradebook keeps a copy of every graded cell's source (hidden
 tests included), and the cell whose code calls ``check("attention.softmax", ...)`` is the cell of the check
 ``attention.softmax``. Anything that does not pair up (a check without a cell, a cell without a check, points that
-differ, a notebook the assignment does not have) stops the import before anything is written: the lesson the
-graders grade and the gradebook's copy of it are out of step.
+differ, a lesson not registered) stops the import before anything is written: the lesson the graders grade and
+the gradebook's copy of it are out of step.
 
 What ``nbgrader autograde`` does with a graded notebook, this does too, with nbgrader's code where it has some:
 
@@ -79,9 +79,10 @@ def _checks_run_by(source: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _autograded_cells(gradebook: Gradebook, assignment: str, notebook: str) -> dict[str, tuple[str, float]]:
-    """check id → (name, max score) of the graded cell that runs it, in the gradebook's copy of the notebook. Cells
-    graded by hand (written answers, tasks) are left to the Formgrader."""
+def _autograded_cells(gradebook: Gradebook, assignment: str, notebook: str) -> dict[str, tuple[str, float]] | None:
+    """check id → (name, max score) of the graded cell that runs it, in the gradebook's copy of the notebook; None
+    when the assignment has no such notebook. Cells graded by hand (written answers, tasks) are left to the
+    Formgrader."""
     try:
         gradebook.find_assignment(assignment)
     except MissingEntry:
@@ -92,8 +93,7 @@ def _autograded_cells(gradebook: Gradebook, assignment: str, notebook: str) -> d
     try:
         master = gradebook.find_notebook(notebook, assignment)
     except MissingEntry:
-        known = ", ".join(n.name for n in gradebook.find_assignment(assignment).notebooks)
-        raise GradebookError(f"the assignment {assignment} has no notebook {notebook} (it has: {known})") from None
+        return None
     answers = {cell.name for cell in master.solution_cells}
     sources = {cell.name: cell.source for cell in master.source_cells}
     cells: dict[str, tuple[str, float]] = {}
@@ -163,18 +163,24 @@ def _assign_late_penalty(course: NbGrader, row: BatchRow, notebook: str) -> None
     AssignLatePenalties(parent=course).preprocess(nbformat.v4.new_notebook(), resources)
 
 
-def import_batch(rows: list[BatchRow], course: NbGrader) -> None:
+def import_batch(rows: list[BatchRow], course: NbGrader) -> list[str]:
     """Write the rows' grades into the course's gradebook (``load_course``). Every row is checked against the
-    gradebook before the first is written; GradebookError says what does not fit."""
+    gradebook before the first is written; GradebookError says what does not fit. A notebook that is not one of its
+    assignment's (a learner's copy, ``02_attention-Copy1.ipynb``) is skipped, as autograde skips it: returns a line
+    for each."""
     with Gradebook(course.coursedir.db_url, course.coursedir.course_id) as gradebook:
-        cells: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}
-        plans = []
+        cells: dict[tuple[str, str], dict[str, tuple[str, float]] | None] = {}
+        plans, skipped = [], []
         for row in rows:
             notebook = notebook_name(row)
             if (row.assignment, notebook) not in cells:
                 cells[row.assignment, notebook] = _autograded_cells(gradebook, row.assignment, notebook)
+            if cells[row.assignment, notebook] is None:
+                skipped.append(f"{row.notebook}: skipped, the assignment {row.assignment} has no notebook {notebook}")
+                continue
             plans.append((row, notebook, _cell_scores(row, cells[row.assignment, notebook])))
         for row, notebook, scores in plans:
             _write(gradebook, course, row, notebook, scores)
     for row, notebook, _ in plans:
         _assign_late_penalty(course, row, notebook)
+    return skipped

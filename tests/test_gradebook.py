@@ -117,8 +117,8 @@ def test_export_agrees_with_the_batch_csv(course: Path, exported: dict[str, dict
 def test_each_check_lands_in_the_graded_cell_that_runs_it(course: Path) -> None:
     for student in ("alice", "bob"):
         _, grades, _ = _submitted_notebook(course, student)
-        expected = {CELL_OF[check["id"]]: (check["points"], None, False) for check in _report(course, student)["checks"]}
-        assert grades == expected, student
+        checks = _report(course, student)["checks"]
+        assert grades == {CELL_OF[check["id"]]: (check["points"], None, False) for check in checks}, student
     assert _submitted_notebook(course, "bob")[1]["test_triple"][0] == 1.0  # bob's triple is right
 
 
@@ -167,6 +167,7 @@ def test_feedback_has_every_check_and_shows_hostile_text_as_text(course: Path) -
     assert "BEGIN HIDDEN TESTS" not in text and "linspace" not in text  # no hidden test, no probe input
     carol = "".join(_Page((feedback / "carol" / LESSON / f"{LESSON}.html").read_text()).text)
     assert "could not be graded" in carol and "not valid JSON" in carol and "Score: 0" in carol
+    assert f"{LESSON}.ipynb is not a notebook" in carol and str(course) not in carol  # no path of the grader's
 
 
 def test_importing_again_changes_nothing(course: Path, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -251,6 +252,19 @@ def test_a_batch_that_does_not_fit_the_gradebook_writes_nothing(
     error = capsys.readouterr().err
     assert error.startswith("cannot import: ") and all(message in error for message in messages), error
     assert _gradebook_rows(copy) == before
+
+
+def test_a_notebook_the_lesson_does_not_have_is_skipped_as_autograde_skips_it(
+    course: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    copy = _copy(course, tmp_path)
+    _edit_csv(copy, lambda rows: rows.append({**rows[0], "notebook": f"alice/{LESSON}/{LESSON}-Copy1.ipynb"}))
+    before = _gradebook_rows(copy)
+    monkeypatch.chdir(copy)
+    assert main(["import", "grades/grades.csv"]) == 0
+    out = capsys.readouterr().out
+    assert f"alice/{LESSON}/{LESSON}-Copy1.ipynb: skipped, the assignment {LESSON} has no notebook {LESSON}-Copy1" in out
+    assert "imported 3 notebooks" in out and _gradebook_rows(copy) == before
 
 
 def test_without_a_gradebook_import_says_where_it_looked(tmp_path: Path, monkeypatch, capsys) -> None:
