@@ -123,9 +123,11 @@ def test_batch_grades_every_submission_whatever_the_others_do(tmp_path, capsys):
     demo(submitted, "dave/99_demo/99_demo.ipynb", double="def double(x):\n    while True:\n        pass")
     (submitted / "erin/99_demo").mkdir(parents=True)
     (submitted / "erin/99_demo/99_demo.ipynb").write_text("{ not json")
-    out = tmp_path / "grades.csv"
-    assert main(["batch", str(submitted), "--out", str(out), "--jobs=2", *FAST]) == 0
+    out, feedback = tmp_path / "grades.csv", tmp_path / "feedback"
+    assert main(["batch", str(submitted), "--out", str(out), "--jobs=2", "--feedback", str(feedback), *FAST]) == 0
     assert "graded 4 of 5 notebooks" in capsys.readouterr().out
+    pages = sorted(p.relative_to(feedback).as_posix() for p in feedback.rglob("*.html"))
+    assert pages == [f"{s}/99_demo/99_demo.html" for s in ("alice", "bob", "carol", "dave", "erin")]  # no gradebook
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
     assert list(rows["alice"]) == [
         "student", "assignment", "notebook", "score", "max_score", "status", "seconds", "report", "demo.double",
