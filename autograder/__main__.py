@@ -1,14 +1,18 @@
-"""The grader's command line: ``python -m autograder grade|batch|status|report|similarity``.
+"""The grader's command line: ``python -m autograder grade|batch|import|status|report|similarity``.
 
     python -m autograder grade lessons/02_attention/02_attention.ipynb            # score table, in this process
     python -m autograder grade submission.ipynb --sandbox --json grade.json       # the notebook in a jail
     python -m autograder batch submitted/ --out grades.csv                        # nbgrader's submitted/ folder
+    python -m autograder batch submitted/ --out grades/grades.csv --gradebook     # ... into gradebook.db, feedback/
+    python -m autograder import grades/grades.csv                                 # an earlier batch, the same way
     python -m autograder status                                                   # every lesson in lessons/
     python -m autograder report grades/ --out report.html                         # the class report (+ .json)
     python -m autograder similarity submitted/ --lesson 02_attention --out similarity.html   # alike code (+ .json)
 
 ``grade`` exits 0 whenever it could grade, whatever the score, and 1 when it could not (no such file, not a
 notebook, unknown lesson; ``--sandbox`` where bubblewrap cannot jail the worker, unless ``--unisolated``).
+``--gradebook`` and ``import`` use the nbgrader course of the current folder, and exit 1 when its gradebook cannot
+take the batch (no gradebook, a lesson not registered in it, graded cells that differ from the graders' checks).
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .grading import BATCH_PID_ENV, GRADERS, GradingError, grade, grade_folder, progress
+from .feedback import write_feedback
+from .grading import BATCH_PID_ENV, GRADERS, GradingError, grade, grade_folder, progress, read_batch
 from .jail import unavailable_reason
 from .sandbox import Limits
+
+if TYPE_CHECKING:
+    from nbgrader.apps.baseapp import NbGrader
 
 PR_SET_PDEATHSIG = 1
 
@@ -57,7 +66,18 @@ def _build_parser() -> argparse.ArgumentParser:
     many.add_argument("folder", help="nbgrader's submitted/ (<student>/<assignment>/*.ipynb) or a folder of notebooks")
     many.add_argument("--out", required=True, help="the CSV to write; JSON reports go to <out>_reports/")
     many.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
+    many.add_argument("--gradebook", action="store_true",
+                      help="then import the grades into the gradebook of the nbgrader course in this folder, and "
+                           "write each learner's feedback")  # fmt: skip
     _add_limits(many)
+
+    into = commands.add_parser("import", help="a batch's grades into this folder's nbgrader gradebook, with feedback")
+    into.add_argument("csv", help="the CSV a batch wrote (its JSON reports next to it, in <csv>_reports/)")
+
+    for command in (many, into):
+        command.add_argument("--feedback", default=None,
+                             help="write each learner's feedback page under this folder (default with the gradebook: "
+                                  "the course's feedback/)")  # fmt: skip
 
     ledger = commands.add_parser("status", help="your progress: one line per lesson notebook")
     ledger.add_argument("--dir", default="lessons", help="the folder of lesson folders (default: lessons)")
@@ -88,9 +108,49 @@ def _die_with_the_batch() -> None:
             sys.exit(1)
 
 
+def _load_course() -> NbGrader | None:
+    """The nbgrader course of the current folder, or None after saying why it cannot take grades."""
+    from .gradebook import GradebookError, load_course  # nbgrader takes a second to import: only when needed
+
+    try:
+        return load_course()
+    except GradebookError as e:
+        print(f"cannot import: {e}", file=sys.stderr)
+        return None
+
+
+def _import(out_csv: str, course: NbGrader | None, feedback: str | None) -> int:
+    """A batch's grades into the course's gradebook (when there is a course) and each learner's feedback page."""
+    if course is None and feedback is None:
+        return 0
+    rows = read_batch(out_csv)
+    if course is not None:
+        from .gradebook import GradebookError, import_batch
+
+        try:
+            skipped = import_batch(rows, course)
+        except GradebookError as e:
+            print(f"cannot import: {e}", file=sys.stderr)
+            return 1
+        for line in skipped:
+            print(line)
+        print(f"imported {len(rows) - len(skipped)} notebooks into {course.coursedir.db_url}")
+        feedback = feedback or str(Path(course.coursedir.root) / course.coursedir.feedback_directory)
+    if feedback:
+        print(f"feedback for {len(write_feedback(rows, feedback))} notebooks: {feedback}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     _die_with_the_batch()
     args = _build_parser().parse_args(argv)
+    course = None
+    if args.command == "import" or (args.command == "batch" and args.gradebook):
+        course = _load_course()  # before grading: a batch that cannot be imported says so at once
+        if course is None:
+            return 1
+    if args.command == "import":
+        return _import(args.csv, course, args.feedback)
     if args.command == "status":
         if not Path(args.dir).is_dir():
             print(f"no folder {args.dir}: run this from the repository, or pass --dir", file=sys.stderr)
@@ -126,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = grade_folder(args.folder, args.out, limits, args.graders, args.jobs, isolated=not args.unisolated)
         graded = sum(row["status"].startswith("graded") for row in rows)
         print(f"graded {graded} of {len(rows)} notebooks: {args.out}")
-        return 0
+        return _import(args.out, course, args.feedback)
     try:
         report = grade(args.notebook, args.lesson, args.sandbox, limits, args.graders, isolated=not args.unisolated)
     except GradingError as e:

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -239,7 +240,7 @@ def _report_names(relatives: list[Path]) -> list[str]:
 class _GradeTable:
     """The CSV of a batch, rewritten (atomically: written aside, then renamed) each time a row is added."""
 
-    FIRST_COLUMNS = ["student", "assignment", "notebook", "score", "max_score", "status"]
+    FIRST_COLUMNS = ["student", "assignment", "notebook", "score", "max_score", "status", "seconds", "report"]
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -272,9 +273,10 @@ def grade_folder(
     isolated: bool = True,
 ) -> list[dict]:
     """Grade every submission under ``folder``, ``jobs`` at a time, and write one CSV row each, as it is graded:
-    student, assignment, notebook (its path in the folder), score, max_score, status, then one column of points
-    per check. Each notebook's JSON report is kept in the folder ``<out_csv without .csv>_reports/``, under a name
-    of its own. Returns the rows."""
+    student, assignment, notebook (its path in the folder), score, max_score, status, seconds (the wall time of its
+    grading), report (its JSON report's file name, empty when it could not be graded), then one column of points
+    per check. Each notebook's JSON report is kept in the folder ``<out_csv without .csv>_reports/``, under that
+    name. Returns the rows."""
     folder = Path(folder)
     graders = Path(graders).resolve()
     lessons = known_lessons(graders)
@@ -290,10 +292,12 @@ def grade_folder(
         json_path = reports_dir / report_names[index]
         json_path.unlink(missing_ok=True)
         lesson = assignment if assignment in lessons else None
+        start = time.perf_counter()
         report, status = _grade_in_subprocess(notebook, lesson, limits, graders, json_path, isolated)
         row = {"student": student, "assignment": assignment or (report or {}).get("lesson", ""),
-               "notebook": str(notebook.relative_to(folder)), "score": "", "max_score": "",
-               "status": status}  # fmt: skip
+               "notebook": str(notebook.relative_to(folder)), "score": "", "max_score": "", "status": status,
+               "seconds": f"{time.perf_counter() - start:.1f}",
+               "report": json_path.name if report is not None else ""}  # fmt: skip
         check_ids = []
         if report is not None:
             row.update(score=_fmt(report["score"]), max_score=_fmt(report["max_score"]))
@@ -305,6 +309,31 @@ def grade_folder(
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait: the grading is in subprocesses
         list(pool.map(grade_one, range(len(submissions))))
     return [table.rows[i] for i in sorted(table.rows)]
+
+
+@dataclass
+class BatchRow:
+    """One notebook of a batch, read back from its CSV: who, what, and its JSON report (None when not graded)."""
+
+    student: str
+    assignment: str
+    notebook: str  # its path in the submissions folder
+    status: str
+    report: dict | None
+    seconds: float  # the wall time of its grading
+
+
+def read_batch(out_csv: str | os.PathLike) -> list[BatchRow]:
+    """The rows of a batch's CSV (``grade_folder``), each with its JSON report from ``<csv stem>_reports/``."""
+    out_csv = Path(out_csv)
+    reports_dir = out_csv.with_name(out_csv.stem + "_reports")
+    with open(out_csv, newline="") as f:
+        return [
+            BatchRow(row["student"], row["assignment"], row["notebook"], row["status"],
+                     json.loads((reports_dir / row["report"]).read_text()) if row["report"] else None,
+                     float(row["seconds"]))
+            for row in csv.DictReader(f)
+        ]  # fmt: skip
 
 
 def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADERS) -> list[str]:

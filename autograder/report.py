@@ -19,7 +19,6 @@ self-contained file; every string that came from a submission is escaped.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -30,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import Check, Result, get_check
-from .grading import _report_names, find_submissions
+from . import grading
 
 UNIMPLEMENTED = "not implemented yet"  # the message of a check whose object still raises NotImplementedError
-CSV_COLUMNS = {"student", "assignment", "notebook", "score", "max_score", "status", "seconds", "report"}
 CHECK_LINE = re.compile(r"^(?:AssertionError: )?([✓✗]) (\S+) \(([\d.]+)/([\d.]+)\): (.*)$")
 SLOWEST = 5
 
@@ -52,32 +50,14 @@ class Submission:
     checks: list[Result] = field(default_factory=list)
 
 
-def _number(text: str | None) -> float | None:
-    return float(text) if text not in (None, "") else None
-
-
 def read_batch(csv_path: str | os.PathLike) -> list[Submission]:
-    """The submissions of one ``batch`` CSV, with each graded one's checks from its JSON report (or, where the
-    report is missing, from the CSV's points columns, without the mistakes)."""
-    csv_path = Path(csv_path)
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    reports = csv_path.with_name(csv_path.stem + "_reports")
-    names = _report_names([Path(row["notebook"]) for row in rows])  # a CSV from before the `report` column
-    submissions = []
-    for row, name in zip(rows, names):
-        submission = Submission(row["student"], row["assignment"], row["notebook"], row["status"],
-                                _number(row["score"]), _number(row["max_score"]), _number(row.get("seconds")))
-        report = reports / (row.get("report", name) or name)
-        if submission.status.startswith("graded") and report.is_file():
-            submission.checks = [Result(**check) for check in json.loads(report.read_text())["checks"]]
-        elif submission.status.startswith("graded"):
-            for check_id in (c for c in row if c not in CSV_COLUMNS and row[c] != ""):
-                points = float(row[check_id])
-                most = check.points if (check := _known(check_id)) else points
-                submission.checks.append(Result(check_id, points, most, points == most, None, ""))
-        submissions.append(submission)
-    return submissions
+    """The submissions of one ``batch`` CSV, each graded one with the checks of its JSON report."""
+    return [
+        Submission(row.student, row.assignment, row.notebook, row.status,
+                   row.report["score"] if row.report else None, row.report["max_score"] if row.report else None,
+                   row.seconds, [Result(**check) for check in row.report["checks"]] if row.report else [])
+        for row in grading.read_batch(csv_path)
+    ]  # fmt: skip
 
 
 def _known(check_id: str) -> Check | None:
@@ -124,7 +104,7 @@ def _cell_result(cell: dict) -> Result | None:
 def read_autograded(folder: str | os.PathLike) -> list[Submission]:
     """The submissions in nbgrader's ``autograded/<student>/<lesson>/`` folder, each check from its graded cell."""
     submissions = []
-    for student, lesson, path in find_submissions(folder):
+    for student, lesson, path in grading.find_submissions(folder):
         cells = json.loads(path.read_text())["cells"]
         graded = [c for c in cells if c["metadata"].get("nbgrader", {}).get("grade") and c["cell_type"] == "code"
                   and not c["metadata"]["nbgrader"].get("solution")]

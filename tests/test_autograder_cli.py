@@ -123,23 +123,28 @@ def test_batch_grades_every_submission_whatever_the_others_do(tmp_path, capsys):
     demo(submitted, "dave/99_demo/99_demo.ipynb", double="def double(x):\n    while True:\n        pass")
     (submitted / "erin/99_demo").mkdir(parents=True)
     (submitted / "erin/99_demo/99_demo.ipynb").write_text("{ not json")
-    out = tmp_path / "grades.csv"
-    assert main(["batch", str(submitted), "--out", str(out), "--jobs=2", *FAST]) == 0
+    out, feedback = tmp_path / "grades.csv", tmp_path / "feedback"
+    assert main(["batch", str(submitted), "--out", str(out), "--jobs=2", "--feedback", str(feedback), *FAST]) == 0
     assert "graded 4 of 5 notebooks" in capsys.readouterr().out
+    pages = sorted(p.relative_to(feedback).as_posix() for p in feedback.rglob("*.html"))
+    assert pages == [f"{s}/99_demo/99_demo.html" for s in ("alice", "bob", "carol", "dave", "erin")]  # no gradebook
     rows = {row["student"]: row for row in csv.DictReader(out.open())}
     assert list(rows["alice"]) == [
-        "student", "assignment", "notebook", "score", "max_score", "status", "demo.double", "demo.double.hidden",
-        "demo.triple",
+        "student", "assignment", "notebook", "score", "max_score", "status", "seconds", "report", "demo.double",
+        "demo.double.hidden", "demo.triple",
     ]  # fmt: skip
     assert (rows["alice"]["score"], rows["alice"]["max_score"], rows["alice"]["status"]) == ("4", "4", "graded")
+    assert all(float(row["seconds"]) > 0 and "." in row["seconds"] for row in rows.values())
     assert rows["bob"]["score"] == "1"  # triple; double ends its process, in each of its checks
-    bob = json.loads((tmp_path / "grades_reports/bob__99_demo__99_demo.json").read_text())
+    assert rows["bob"]["report"] == "bob__99_demo__99_demo.json"
+    bob = json.loads((tmp_path / "grades_reports" / rows["bob"]["report"]).read_text())
     assert "exited with code 1 while checking demo.double" in bob["checks"][0]["message"]
     assert rows["carol"]["score"] == "1" and "SyntaxError" in rows["carol"]["status"]
     assert rows["dave"]["score"] == "1"
     dave = json.loads((tmp_path / "grades_reports/dave__99_demo__99_demo.json").read_text())
     assert "did not finish in 2 s — an infinite loop?" in dave["checks"][0]["message"]
     assert rows["erin"]["status"].startswith("not graded: ") and "not valid JSON" in rows["erin"]["status"]
+    assert rows["erin"]["report"] == "" and not (tmp_path / "grades_reports/erin__99_demo__99_demo.json").exists()
     assert all(row["assignment"] == "99_demo" for row in rows.values())
 
 

@@ -27,7 +27,7 @@ def _check(check_id, points, most, mistake=None, message=None):
             "message": message or ("correct" if passed else f"looks like: {mistake}. a hint")}
 
 
-def _batch(folder: Path, learners: dict[str, list[dict] | str], seconds=None, with_new_columns=True) -> Path:
+def _batch(folder: Path, learners: dict[str, list[dict] | str], seconds=None) -> Path:
     """A batch's CSV and JSON reports: a learner is its checks, or a 'not graded: …' status."""
     reports = folder / "grades_reports"
     reports.mkdir(parents=True)
@@ -46,9 +46,8 @@ def _batch(folder: Path, learners: dict[str, list[dict] | str], seconds=None, wi
             (reports / name).write_text(json.dumps({"lesson": "02_attention", "score": score, "max_score": most,
                                                     "checks": checks, "problems": []}))
         rows.append(row)
-    columns = COLUMNS if with_new_columns else [c for c in COLUMNS if c not in ("seconds", "report")]
     with open(folder / "grades.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, [*columns, *ids], restval="", extrasaction="ignore")
+        writer = csv.DictWriter(f, [*COLUMNS, *ids], restval="")
         writer.writeheader()
         writer.writerows(rows)
     return folder / "grades.csv"
@@ -88,19 +87,6 @@ def test_a_mistake_is_counted_once_per_learner_across_visible_and_hidden(tmp_pat
     both = [_check("attention.softmax", 0, 1, "wrong dim"), _check("attention.softmax.hidden", 0, 1, "wrong dim")]
     (lesson,) = summarize(read_batch(_batch(tmp_path, {"ada": both}))).get("lessons")
     assert lesson["mistakes"] == [{"check": "attention.softmax", "name": "wrong dim", "learners": 1, "share": 1.0}]
-
-
-def test_a_csv_from_before_the_report_column_still_finds_its_reports(tmp_path):
-    (lesson,) = summarize(read_batch(_batch(tmp_path, COHORT, with_new_columns=False)))["lessons"]
-    assert lesson["checks"][0]["mistakes"][0]["name"] == "no max subtraction" and lesson["slowest"] == []
-
-
-def test_without_its_json_a_row_still_counts_from_its_points(tmp_path):
-    table = _batch(tmp_path, COHORT)
-    for report in (tmp_path / "grades_reports").iterdir():
-        report.unlink()
-    (lesson,) = summarize(read_batch(table))["lessons"]
-    assert [c["passed"] for c in lesson["checks"]] == [1, 2] and lesson["mistakes"] == []
 
 
 def test_the_html_escapes_what_learners_wrote_and_embeds_its_picture(tmp_path):

@@ -17,10 +17,13 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from PIL import Image
-from playwright.sync_api import Page
+
+if TYPE_CHECKING:  # only for the hints: plain `make test` collects this suite where playwright is not installed
+    from playwright.sync_api import Page
 
 KERNEL_READY = 180_000  # ms: a cold start of the kernel (torch, the course's packages) on a loaded 2-core machine
 
