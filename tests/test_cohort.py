@@ -1,9 +1,10 @@
 """A synthetic cohort of lesson 02 (``tests/cohort.py``: 30 learners whose every verdict is planted) graded once by
-the real jailed ``batch``, then the class report and the similarity report read against the plan.
+the real jailed ``batch --gradebook`` in a throwaway course, then nbgrader's export, the class report and the
+similarity report read against the plan.
 
-About three minutes on two cores (the batch; everything after it takes seconds). Where bubblewrap cannot jail,
-the batch runs ``--unisolated`` (these notebooks are ours), except under ``AUTOGRADER_JAIL_REQUIRED`` (CI), where
-the jail must be there.
+About three to four minutes on two cores (the batch; everything after it takes seconds). Where bubblewrap cannot
+jail, the batch runs ``--unisolated`` (these notebooks are ours), except under ``AUTOGRADER_JAIL_REQUIRED`` (CI),
+where the jail must be there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from cohort import LESSON, PASS, TARGETS, UNIMPLEMENTED, build_cohort, plan_cohort
+from test_nbgrader_workflow import ENV, _run
 
 from autograder.core import checks_for
 from autograder.jail import unavailable_reason
@@ -28,21 +31,44 @@ LEARNERS = 30
 pytestmark = pytest.mark.timeout(1200)
 
 
-def _autograder(*args: str, cwd: Path = REPO) -> str:
-    result = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True, text=True)
+def _autograder(course: Path, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=course, env=ENV, capture_output=True,
+                            text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory):
-    """The cohort, built and graded once: (cohort, grades folder, report JSON)."""
-    root = tmp_path_factory.mktemp("cohort")
-    cohort = build_cohort(root / "submitted", LEARNERS)
+    """The cohort in a course of its own (the lesson registered in a fresh gradebook), graded once into the gradebook
+    and reported on: (cohort, grades folder, report JSON)."""
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(REPO / "solutions" / LESSON, course / "solutions" / LESSON)
+    _run(course, "generate_assignment", LESSON, "--log-level=WARN")
+    cohort = build_cohort(course / "submitted", LEARNERS)
     isolation = ["--unisolated"] if unavailable_reason() and not os.environ.get("AUTOGRADER_JAIL_REQUIRED") else []
-    _autograder("batch", str(cohort.folder), "--out", str(root / "grades" / "grades.csv"), "--jobs=2", *isolation)
-    _autograder("report", str(root / "grades"), "--out", str(root / "report.html"))
-    return cohort, root / "grades", json.loads((root / "report.json").read_text())
+    out = _autograder(course, "batch", "submitted", "--out", "grades/grades.csv", "--jobs=2", "--gradebook",
+                      *isolation)  # fmt: skip
+    assert f"imported {LEARNERS} notebooks" in out, out
+    _autograder(course, "report", "grades", "--out", "report.html")
+    return cohort, course / "grades", json.loads((course / "report.json").read_text())
+
+
+def test_nbgrader_export_agrees_with_the_batch(graded):
+    """What the Formgrader shows (nbgrader's own export of the gradebook) is the batch's CSV."""
+    cohort, grades, _ = graded
+    course = grades.parent
+    _run(course, "export", f"--to={course / 'export.csv'}", "--log-level=ERROR")
+    with open(course / "export.csv", newline="") as f:
+        exported = {row["student_id"]: row for row in csv.DictReader(f)}
+    with open(grades / "grades.csv", newline="") as f:
+        batch = {row["student"]: row for row in csv.DictReader(f)}
+    assert sorted(exported) == sorted(batch) == sorted(cohort.plan)
+    for student, row in batch.items():
+        assert float(exported[student]["raw_score"]) == float(row["score"]), student
+        assert float(exported[student]["max_score"]) == float(row["max_score"]), student
+    assert (course / "feedback" / cohort.copies[0] / LESSON / f"{LESSON}.html").is_file()
 
 
 def _lesson(report: dict) -> dict:
@@ -112,14 +138,18 @@ def test_the_report_has_the_scores_and_a_picture(graded):
     assert "data:image/png;base64," in page and "mask applied after softmax" in page
 
 
+def _digest(paths: list[Path]) -> dict[Path, str]:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(paths) if p.is_file()}
+
+
 @pytest.fixture(scope="module")
 def similarity(graded):
     cohort, grades, _ = graded
-    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(grades.rglob("*")) if p.is_file()}
-    out = grades.parent / "similarity.html"
-    _autograder("similarity", str(cohort.folder), f"--lesson={LESSON}", f"--out={out}")
-    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(grades.rglob("*")) if p.is_file()}
-    assert before == after  # it flags; it never touches the grades
+    course = grades.parent
+    before = _digest([*grades.rglob("*"), course / "gradebook.db"])
+    out = course / "similarity.html"
+    _autograder(course, "similarity", "submitted", f"--lesson={LESSON}", f"--out={out}")
+    assert _digest([*grades.rglob("*"), course / "gradebook.db"]) == before  # it flags; it never touches a grade
     return json.loads(out.with_suffix(".json").read_text())
 
 
