@@ -14,6 +14,7 @@ once per lesson, not per cohort.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,11 @@ from autograder.jail import unavailable_reason  # noqa: E402
 
 
 def timed(label: str, command: list[str], course: Path) -> float:
+    """Run one command in the course folder, with the environment's bin first on the PATH (nbgrader runs `alembic`
+    by name), and print its wall time and its last line."""
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=course, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=course, env=environment, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"{label} failed:\n{result.stdout}\n{result.stderr[-3000:]}")
