@@ -28,7 +28,7 @@ from autograder.jail import unavailable_reason
 
 REPO = Path(__file__).resolve().parents[1]
 LEARNERS = 30
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def _autograder(course: Path, *args: str) -> str:
