@@ -1,4 +1,4 @@
-"""The grader's command line: ``python -m autograder grade|batch|import|status``.
+"""The grader's command line: ``python -m autograder grade|batch|import|status|report|similarity``.
 
     python -m autograder grade lessons/02_attention/02_attention.ipynb            # score table, in this process
     python -m autograder grade submission.ipynb --sandbox --json grade.json       # the notebook in a jail
@@ -6,6 +6,8 @@
     python -m autograder batch submitted/ --out grades/grades.csv --gradebook     # ... into gradebook.db, feedback/
     python -m autograder import grades/grades.csv                                 # an earlier batch, the same way
     python -m autograder status                                                   # every lesson in lessons/
+    python -m autograder report grades/ --out report.html                         # the class report (+ .json)
+    python -m autograder similarity submitted/ --lesson 02_attention --out similarity.html   # alike code (+ .json)
 
 ``grade`` exits 0 whenever it could grade, whatever the score, and 1 when it could not (no such file, not a
 notebook, unknown lesson; ``--sandbox`` where bubblewrap cannot jail the worker, unless ``--unisolated``).
@@ -80,6 +82,17 @@ def _build_parser() -> argparse.ArgumentParser:
     ledger = commands.add_parser("status", help="your progress: one line per lesson notebook")
     ledger.add_argument("--dir", default="lessons", help="the folder of lesson folders (default: lessons)")
 
+    report = commands.add_parser("report", help="the class report: pass rates, mistakes, scores (HTML and JSON)")
+    report.add_argument("grades", nargs="+", help="a folder of batch CSVs (with their _reports/), or autograded/")
+    report.add_argument("--out", required=True, help="the HTML to write; the JSON goes next to it")
+
+    alike = commands.add_parser("similarity", help="pairs of submissions, and submissions and solutions, alike")
+    alike.add_argument("folder", help="nbgrader's submitted/ (<student>/<lesson>/*.ipynb)")
+    alike.add_argument("--lesson", required=True, help="e.g. 02_attention")
+    alike.add_argument("--out", required=True, help="the HTML to write; the JSON goes next to it")
+    alike.add_argument("--solutions", default="solutions", help="the lessons' sources (default: solutions)")
+    alike.add_argument("--release", default="lessons", help="the released lessons: boilerplate (default: lessons)")
+
     for command in (one, many, ledger):
         command.add_argument("--graders", default=str(GRADERS), help="the folder of test_<lesson>.py graders")
     return parser
@@ -144,6 +157,23 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for line in progress(args.dir, args.graders) or [f"no lesson notebooks in {args.dir}"]:
             print(line)
+        return 0
+    if args.command == "report":  # imported here: matplotlib and copydetect are slow, and `grade` runs per notebook
+        from .report import write_report
+
+        summary = write_report(args.grades, args.out)
+        graded = sum(lesson["graded"] for lesson in summary["lessons"])
+        print(f"class report on {graded} graded submissions: {args.out}")
+        return 0
+    if args.command == "similarity":
+        from .similarity import write_similarity
+
+        try:
+            result = write_similarity(args.folder, args.lesson, args.out, args.solutions, args.release)
+        except FileNotFoundError as e:
+            print(e, file=sys.stderr)
+            return 1
+        print(f"{len(result['pairs'])} pairs compared: {args.out}")
         return 0
     limits = Limits(args.timeout, args.cell_timeout, args.check_timeout, args.memory_gb)
     if args.command == "batch" or args.sandbox:

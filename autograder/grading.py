@@ -320,6 +320,7 @@ class BatchRow:
     notebook: str  # its path in the submissions folder
     status: str
     report: dict | None
+    seconds: float  # the wall time of its grading
 
 
 def read_batch(out_csv: str | os.PathLike) -> list[BatchRow]:
@@ -329,7 +330,8 @@ def read_batch(out_csv: str | os.PathLike) -> list[BatchRow]:
     with open(out_csv, newline="") as f:
         return [
             BatchRow(row["student"], row["assignment"], row["notebook"], row["status"],
-                     json.loads((reports_dir / row["report"]).read_text()) if row["report"] else None)
+                     json.loads((reports_dir / row["report"]).read_text()) if row["report"] else None,
+                     float(row["seconds"]))
             for row in csv.DictReader(f)
         ]  # fmt: skip
 

@@ -33,6 +33,7 @@ import pytest
 
 from autograder.core import checks_for, get_check
 from autograder.repair import repair_duplicate_grade_ids
+from autograder.report import read_autograded, summarize
 
 pytestmark = pytest.mark.slow
 
@@ -172,6 +173,20 @@ def test_feedback_leaves_out_hidden_tests(course: Path, scores) -> None:
     html = (course / "feedback" / "wrong" / LESSON / f"{LESSON}.html").read_text()
     assert "BEGIN HIDDEN TESTS" in graded and "BEGIN HIDDEN TESTS" not in html
     assert "divides by T instead of t+1" in html
+
+
+def test_the_class_report_reads_the_autograded_notebooks(course: Path, scores) -> None:
+    """The class report after nbgrader: each check's verdict and named mistake read back from the graded cells."""
+    submissions = {s.student: s for s in read_autograded(course / "autograded")}
+    assert {student: s.score for student, s in submissions.items()} == {k: v[0] for k, v in scores.items()}
+    mistakes = {r.id: r.mistake for r in submissions["wrong"].checks if not r.passed}
+    assert mistakes == {"attention.average_past": "divides by T instead of t+1",
+                        "attention.average_past.hidden": "divides by T instead of t+1"}
+    assert all(r.message == "not implemented yet" for r in submissions["stub"].checks)
+    (lesson,) = summarize(list(submissions.values()))["lessons"]
+    assert lesson["mistakes"] == [{"check": "attention.average_past", "name": "divides by T instead of t+1",
+                                   "learners": 1, "share": 0.2}]
+    assert {u["check"] for u in lesson["unimplemented"]} == {c.id for c in checks_for(LESSON)}
 
 
 OTHER_LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name != LESSON)
