@@ -32,8 +32,10 @@ def conda_dependencies() -> set[str]:
         if line.startswith("dependencies:"):
             in_dependencies = True
             continue
-        if in_dependencies and line.startswith("  - ") and not line.strip().endswith(":"):
-            name = _name(line.strip()[2:])
+        listed = line.split("#")[0].strip()
+        # conda-forge's packages ("  - numpy"), and those pip installs for the environment ("      - copydetect")
+        if in_dependencies and listed.startswith("- ") and not listed.endswith(":") and not listed.startswith("- -e"):
+            name = _name(listed[2:])
             if name not in ("python", "pip"):
                 names.add(CONDA_NAMES.get(name, name))
     return names
