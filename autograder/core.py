@@ -21,6 +21,7 @@ import importlib.util
 import math
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,11 +91,17 @@ class Result:
 
     def line(self) -> str:
         mark = "✓" if self.passed else "✗"
-        return f"{mark} {self.id} ({_fmt(self.points)}/{_fmt(self.max_points)}): {self.message}"
+        return f"{mark} {self.id} ({format_points(self.points)}/{format_points(self.max_points)}): {self.message}"
 
 
-def _fmt(points: float) -> str:
+def format_points(points: float) -> str:
+    """Points as every report writes them: 1, 0.5, 2 (not 1.0)."""
     return f"{points:g}"
+
+
+# A verdict line as ``Result.line`` writes it, found in a notebook's output: groups ✓/✗, check id, points, max points,
+# message. While grading, the check raises it, so nbgrader shows it after "AssertionError: ".
+VERDICT_LINE = re.compile(r"^(?:AssertionError: )?([✓✗]) (\S+) \(([\d.]+)/([\d.]+)\): (.*)$", re.MULTILINE)
 
 
 # ---- the registry --------------------------------------------------------------------------------------------------

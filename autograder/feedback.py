@@ -14,6 +14,7 @@ import html
 import re
 from pathlib import Path
 
+from .core import format_points
 from .grading import BatchRow
 
 STYLE = """
@@ -23,10 +24,6 @@ th, td { text-align: left; vertical-align: top; padding: 0.35rem 0.6rem; border-
 td.verdict { font-size: 1.2rem; } tr.passed td.verdict { color: #1a7f37; } tr.failed td.verdict { color: #cf222e; }
 td.points { white-space: nowrap; } code { font-size: 0.95em; } .not-graded { color: #cf222e; }
 """
-
-
-def _points(value: float) -> str:
-    return f"{value:g}"
 
 
 def feedback_file(row: BatchRow, folder: str | Path) -> Path:
@@ -48,13 +45,14 @@ def feedback_html(row: BatchRow) -> str:
         body.append(f'<p class="not-graded">Your notebook could not be graded: {e(reason)}</p>')
         body.append("<p><strong>Score: 0</strong></p>")
     else:
-        body.append(f"<p><strong>Score: {_points(report['score'])} / {_points(report['max_score'])}</strong></p>")
+        score = f"{format_points(report['score'])} / {format_points(report['max_score'])}"
+        body.append(f"<p><strong>Score: {score}</strong></p>")
         body.append("<table><tr><th></th><th>check</th><th>points</th><th>diagnosis</th></tr>")
         for check in report["checks"]:
             verdict = ("passed", "✓") if check["passed"] else ("failed", "✗")
             body.append(
                 f'<tr class="{verdict[0]}"><td class="verdict">{verdict[1]}</td><td><code>{e(check["id"])}</code></td>'
-                f'<td class="points">{_points(check["points"])} / {_points(check["max_points"])}</td>'
+                f'<td class="points">{format_points(check["points"])} / {format_points(check["max_points"])}</td>'
                 f"<td>{e(check['message'])}</td></tr>"
             )
         body.append("</table>")

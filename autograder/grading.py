@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from .channel import printable
-from .core import Result
+from .core import Result, format_points
 from .jail import unavailable_reason
 from .loader import MESSAGE_CAP, NotebookError, read_cells
 from .sandbox import Limits
@@ -47,10 +47,6 @@ from .sandbox import Limits
 GRADERS = Path(__file__).resolve().parent / "graders"
 LEARNER = pytest.StashKey[object]()  # the graders' `learner`, kept for its notebook problems
 BATCH_PID_ENV = "AUTOGRADER_BATCH_PID"  # set for the `grade` processes of a batch: they die with it
-
-
-def _fmt(points: float) -> str:
-    return f"{points:g}"
 
 
 class GradingError(Exception):
@@ -78,9 +74,9 @@ class Report:
         width = max((len(r.id) for r in self.checks), default=0)
         lines = [f"{self.lesson}: {self.notebook}"]
         for r in self.checks:
-            points = f"{_fmt(r.points)}/{_fmt(r.max_points)}"
+            points = f"{format_points(r.points)}/{format_points(r.max_points)}"
             lines.append(f"  {'✓' if r.passed else '✗'} {r.id:<{width}}  {points:>5}  {r.message}")
-        lines.append(f"score: {_fmt(self.score)}/{_fmt(self.max_score)}")
+        lines.append(f"score: {format_points(self.score)}/{format_points(self.max_score)}")
         if self.problems:
             lines.append("problems while running the notebook (grading went on without what they left undefined):")
             lines.extend(f"  - {problem}" for problem in self.problems)
@@ -300,9 +296,9 @@ def grade_folder(
                "report": json_path.name if report is not None else ""}  # fmt: skip
         check_ids = []
         if report is not None:
-            row.update(score=_fmt(report["score"]), max_score=_fmt(report["max_score"]))
+            row.update(score=format_points(report["score"]), max_score=format_points(report["max_score"]))
             for result in report["checks"]:
-                row[result["id"]] = _fmt(result["points"])
+                row[result["id"]] = format_points(result["points"])
                 check_ids.append(result["id"])
         table.add(index, row, check_ids)
 
@@ -350,7 +346,7 @@ def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADER
             continue
         passed = sum(r.passed for r in report.checks)
         todo = next((r.id for r in report.checks if not r.passed), None)
-        score = f"{_fmt(report.score):>4}/{_fmt(report.max_score):<4}"
+        score = f"{format_points(report.score):>4}/{format_points(report.max_score):<4}"
         line = f"{name:<16} {score} {passed} of {len(report.checks)} checks pass"
         line += f"; next: {todo}" if todo else ""
         line += f"; {len(report.problems)} cell(s) with problems" if report.problems else ""

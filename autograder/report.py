@@ -28,11 +28,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import Check, Result, get_check
+from .core import VERDICT_LINE, Check, Result, get_check
 from . import grading
 
 UNIMPLEMENTED = "not implemented yet"  # the message of a check whose object still raises NotImplementedError
-CHECK_LINE = re.compile(r"^(?:AssertionError: )?([✓✗]) (\S+) \(([\d.]+)/([\d.]+)\): (.*)$")
 SLOWEST = 5
 
 
@@ -90,7 +89,7 @@ def _cell_result(cell: dict) -> Result | None:
     outputs = cell.get("outputs", [])
     errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o["output_type"] == "error"]
     printed = "".join("".join(o.get("text", "")) for o in outputs if o["output_type"] == "stream").splitlines()
-    lines = [found for line in (errors[:1] if errors else printed) if (found := CHECK_LINE.match(line.strip()))
+    lines = [found for line in (errors[:1] if errors else printed) if (found := VERDICT_LINE.match(line.strip()))
              and found.group(2) == check_id]
     if errors and not lines:
         return Result(check_id, 0.0, most, False, None, errors[0])

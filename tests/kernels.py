@@ -11,11 +11,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from autograder.core import VERDICT_LINE
 from autograder.loader import GRADING_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 # one check cell's verdict: mark, check id, points, maximum, message
-VERDICT = re.compile(r"^([✓✗]) ([\w.]+) \(([\d.]+)/([\d.]+)\): (.*)$", re.MULTILINE)
 
 
 @pytest.fixture
@@ -54,10 +54,10 @@ def graded_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 def assert_every_check_passes(nb: nbformat.NotebookNode) -> None:
     """Each graded cell, visible and hidden, printed one ✓ for its check with full points; nothing else did."""
     for cell in graded_cells(nb):
-        verdicts = VERDICT.findall(printed(cell))
+        verdicts = VERDICT_LINE.findall(printed(cell))
         check_id = re.search(r'\bcheck\("([\w.]+)"', cell.source).group(1)
         assert len(verdicts) == 1, (cell.metadata.nbgrader.grade_id, printed(cell))
         mark, printed_id, points, max_points, _ = verdicts[0]
         assert (mark, printed_id, points) == ("✓", check_id, max_points), verdicts[0]
     others = [cell for cell in code_cells(nb) if cell not in graded_cells(nb)]
-    assert not any(VERDICT.search(printed(cell)) for cell in others)
+    assert not any(VERDICT_LINE.search(printed(cell)) for cell in others)

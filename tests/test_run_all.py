@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from kernels import (  # noqa: F401 (kernel_environment is a fixture)
-    VERDICT, assert_every_check_passes, code_cells, execute, graded_cells, kernel_environment, printed,
+    assert_every_check_passes, code_cells, execute, graded_cells, kernel_environment, printed,
 )
 
-from autograder.core import get_check
+from autograder.core import VERDICT_LINE, get_check
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +62,9 @@ def test_run_all_goes_through_a_fresh_lesson(lesson: str, released: Path, kernel
             assert printed(cell) == "", grade_id
             continue
         check = get_check(re.fullmatch(r'check\("([\w.]+)", \w+\)', cell.source).group(1))
-        assert VERDICT.findall(printed(cell)) == [("✗", check.id, "0", f"{check.points:g}", "not implemented yet")]
+        assert VERDICT_LINE.findall(printed(cell)) == [("✗", check.id, "0", f"{check.points:g}", "not implemented yet")]
     others = "".join(printed(cell) for cell in cells if cell not in graded)
-    assert not VERDICT.search(others)
+    assert not VERDICT_LINE.search(others)
     finish_lines = [line for line in others.splitlines() if line.startswith("finish ")]
     assert finish_lines and all(FINISH_FIRST.fullmatch(line) for line in finish_lines), finish_lines
 
