@@ -20,6 +20,7 @@ from gpt_reference.model import GPT as ReferenceGPT
 from gpt_reference.model import MLP as ReferenceMLP
 from gpt_reference.model import Block as ReferenceBlock
 from gpt_reference.model import CausalSelfAttention
+from gpt_reference.model import LayerNorm as ReferenceLayerNorm
 
 CHECKS = checks_for("03_gpt_block")
 solution, test_solution_notebook_awards_every_check = solution_notebook_tests("03_gpt_block", CHECKS)
@@ -148,6 +149,18 @@ class DefaultEmbeddings(ReferenceGPT):
         self.transformer.wpe.weight.data.normal_()
 
 
+class WithoutGPT2Init(ReferenceGPT):  # exercise 5 done, exercise 6 not yet: the modules as built, never re-drawn
+    def __init__(self, config):
+        nn.Module.__init__(self)
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd), wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout), h=nn.ModuleList([ReferenceBlock(config) for _ in range(config.n_layer)]),
+            ln_f=ReferenceLayerNorm(config.n_embd, bias=config.bias)))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight
+
+
 def counting(**kw):
     def count(c):
         C, V = c.n_embd, c.vocab_size
@@ -201,6 +214,7 @@ MUTANTS = {
         "no residual-projection scaling": init_mutant(lambda c: 0.02),
         "residual projections scaled by 1/sqrt(n_layer)": init_mutant(lambda c: 0.02 * c.n_layer ** -0.5),
         "embeddings left at PyTorch's default N(0, 1)": DefaultEmbeddings,
+        "GPT-2's initialisation not applied (PyTorch's defaults)": WithoutGPT2Init,
     },
     "count_params": {
         "lm_head counted separately (no weight tying)": counting(untied=True),
