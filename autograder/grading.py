@@ -40,6 +40,7 @@ import pytest
 
 from .channel import printable
 from .core import Result, format_points
+from .hints import hints_used
 from .jail import unavailable_reason
 from .loader import MESSAGE_CAP, NotebookError, read_cells
 from .sandbox import Limits
@@ -333,7 +334,8 @@ def read_batch(out_csv: str | os.PathLike) -> list[BatchRow]:
 
 
 def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADERS) -> list[str]:
-    """One line per lesson notebook under ``lessons_dir`` (``<lesson>/<lesson>.ipynb``): its score, or why not."""
+    """One line per lesson notebook under ``lessons_dir`` (``<lesson>/<lesson>.ipynb``): its score, or why not, and
+    how many hints were read in its folder (``autograder.hints``)."""
     lines = []
     for notebook in sorted(Path(lessons_dir).glob("*/*.ipynb")):
         if any(part.startswith(".") for part in notebook.parts[-2:]):
@@ -350,5 +352,7 @@ def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADER
         line = f"{name:<16} {score} {passed} of {len(report.checks)} checks pass"
         line += f"; next: {todo}" if todo else ""
         line += f"; {len(report.problems)} cell(s) with problems" if report.problems else ""
+        used = hints_used(notebook.parent)
+        line += f"; {used} hint{'s' if used != 1 else ''} used" if used else ""
         lines.append(line)
     return lines

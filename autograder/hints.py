@@ -62,6 +62,9 @@ def _exercise(check_id: object) -> str | None:
     if exercise in HINTS:
         return exercise
     close = difflib.get_close_matches(exercise, HINTS, n=3, cutoff=0.6)
+    if not close:  # a name without its lesson's topic, as "softmax" or "gpt"
+        names = difflib.get_close_matches(exercise, {check.split(".", 1)[1] for check in HINTS}, n=2, cutoff=0.6)
+        close = [check for name in names for check in HINTS if check.split(".", 1)[1] == name]
     suggestion = f"did you mean {' or '.join(close)}?" if close else "its check cell has the id, e.g. attention.softmax"
     print(f"no hints for {check_id!r}: {suggestion}")
     return None
