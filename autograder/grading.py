@@ -341,10 +341,12 @@ def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADER
         if any(part.startswith(".") for part in notebook.parts[-2:]):
             continue
         name = notebook.parent.name
+        used = hints_used(notebook.parent)
+        hints = f"; {used} hint{'s' if used != 1 else ''} used" if used else ""
         try:
             report = grade(notebook, graders=graders)
         except GradingError as e:
-            lines.append(f"{name:<16} not graded: {str(e).splitlines()[0]}")
+            lines.append(f"{name:<16} not graded: {str(e).splitlines()[0]}{hints}")
             continue
         passed = sum(r.passed for r in report.checks)
         todo = next((r.id for r in report.checks if not r.passed), None)
@@ -352,7 +354,5 @@ def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADER
         line = f"{name:<16} {score} {passed} of {len(report.checks)} checks pass"
         line += f"; next: {todo}" if todo else ""
         line += f"; {len(report.problems)} cell(s) with problems" if report.problems else ""
-        used = hints_used(notebook.parent)
-        line += f"; {used} hint{'s' if used != 1 else ''} used" if used else ""
-        lines.append(line)
+        lines.append(line + hints)
     return lines

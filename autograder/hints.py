@@ -131,8 +131,8 @@ HINTS: dict[str, tuple[str, ...]] = {
         "Frequencies in the new text play no part: encoding replays the training merges, and what decides which "
         "pair goes first is when it was learned, that is its new id.",
         "Start from the text's bytes. While two or more ids are left: among the adjacent pairs present, find the "
-        "one whose merge was learned first (pairs without a merge count as infinitely late); stop if it has none,"
-        " or else merge it everywhere with your `merge`.",
+        "one whose merge was learned first (pairs without a merge count as infinitely late). If even that pair "
+        "has no merge, stop; otherwise merge it everywhere with your `merge`.",
         "A text of 0 or 1 bytes has no pairs at all: make sure the loop ends there and returns the bytes as they "
         "are.",
     ),
@@ -290,8 +290,8 @@ HINTS: dict[str, tuple[str, ...]] = {
         " the weights of attn.c_attn, attn.c_proj, mlp.c_fc and mlp.c_proj, keep the rest as they are; then load "
         "it with the model's `load_state_dict`, strictly.",
         "attn.c_proj.weight is square, so it fits untransposed and only its values are wrong: choose what to "
-        "transpose by name, not by shape. Keep the dot in .attn.bias: without it the test also matches "
-        "c_attn.bias, a real parameter.",
+        "transpose by name, not by shape. Match .attn.bias with its leading dot: attn.bias alone also matches the"
+        " end of c_attn.bias, a real parameter.",
     ),
     # 04_training
     "training.get_batch": (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from notebooks.build import DEMO_GRADERS, demo_notebook, use_demo_checks, write
+from notebooks.build import DEMO_GRADERS, code, demo_notebook, use_demo_checks, write
 
 from autograder import hint
 from autograder import hints as hints_module
@@ -243,3 +243,10 @@ def test_status_counts_the_hints_used_next_to_each_notebook(tmp_path) -> None:
     (lessons / "99_demo" / HINTS_FILE).unlink()
     line, = [line for line in progress(lessons, DEMO_GRADERS) if line.startswith("99_demo")]
     assert line.endswith("3 of 3 checks pass")
+
+
+def test_status_counts_them_for_a_notebook_it_cannot_grade_too(tmp_path) -> None:
+    write(tmp_path / "00_intro" / "00_intro.ipynb", [code("x = 1")])
+    (tmp_path / "00_intro" / HINTS_FILE).write_text(json.dumps({"attention.softmax": 1}))
+    line, = progress(tmp_path, DEMO_GRADERS)
+    assert line.startswith("00_intro") and "not graded: " in line and line.endswith("; 1 hint used")
