@@ -38,8 +38,8 @@ def hint(check_id: str) -> None:
     folder = Path.cwd()
     seen = max(_read(folder).get(exercise, 0), _seen_in_kernel.get((str(folder), exercise), 0))
     if seen >= len(levels):
-        print(f"no more hints for {exercise}: that was all {len(levels)}. The lesson text above the exercise, and the "
-              f"diagnosis its check cell prints, say the rest. The last one again:")  # fmt: skip
+        print(f"no more hints for {exercise}: you have read all {len(levels)}. The lesson text above the exercise, and "
+              f"the diagnosis its check cell prints, say the rest. The last one again:")  # fmt: skip
     level = min(seen + 1, len(levels))
     print(f"hint {level} of {len(levels)} · {exercise}: {levels[level - 1]}")
     _seen_in_kernel[(str(folder), exercise)] = level
@@ -91,8 +91,9 @@ def _record(folder: Path, exercise: str, level: int) -> None:
 
 
 # ---- the hints, by exercise -----------------------------------------------------------------------------------------
-# Level 1 nudges (where to look, which property matters); the last level gives the key idea (method, shapes, formula
-# in words). Never code that solves the exercise. docs/authoring.md, "Hints", says how to write them.
+# Level 1 nudges (where to look, which property matters), level 2 gives the key idea (the method, the shapes, the
+# formula in words), a third, where there is one, the pitfall or edge case the checks see most. Never code that solves
+# the exercise. docs/authoring.md, "Hints", says how to write them.
 
 HINTS: dict[str, tuple[str, ...]] = {
     # 01_tokenization
