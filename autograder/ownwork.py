@@ -49,7 +49,7 @@ FORBIDDEN = "forbidden API"  # Result.mistake of an object that uses an API its 
 # How a forbidden name is read: `F.gelu` is torch.nn.functional.gelu, `nn.GELU` torch.nn.GELU, `Tensor.softmax` the
 # method. The lessons write the names this way ("without `F.layer_norm`").
 NAMESPACES = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn, "Tensor": torch.Tensor}
-RULE_WORDS = {"nn.Module": "building a model"}  # a rule said in words rather than by an API's name
+RULE_WORDS = {"nn.Module": ("building a model", "builds one")}  # a rule the lesson says in words, and its breach
 GENERIC_BASES = (torch.nn.Module, torch.optim.Optimizer, object)  # a forbidden class's bases that are no answer
 
 _PACKAGES = {os.path.dirname(os.path.abspath(resolve(f"{name}.__file__"))) + os.sep: name
@@ -104,14 +104,12 @@ def _rules_for(check: Check) -> _Rules:
 
 
 def _work_out(check: Check) -> _Rules:
-    path = ANSWER_KEY.get(check.lesson, {}).get(check.target)
+    path = ANSWER_KEY.get(check.lesson, {}).get(check.target, "")
     answer = resolve(path) if path else None
-    is_torch = bool(path) and path.startswith("torch.")
-    answer_name = f"torch's `{path}`" if is_torch else f"the reference's `{check.target}`"
     earlier = list(ANSWER_KEY)[: list(ANSWER_KEY).index(check.lesson)] if check.lesson in ANSWER_KEY else []
-    carried = answer is not None and any(
-        resolve(p) is answer for lesson in earlier for p in ANSWER_KEY[lesson].values())
-    rules = _Rules(answer, answer_name, carried, {name: resolve_api(name) for name in check.forbidden})
+    carried = answer is not None and any(resolve(p) is answer for lesson in earlier for p in ANSWER_KEY[lesson].values())
+    rules = _Rules(answer, _answer_name(check.target, path), carried,
+                   {name: resolve_api(name) for name in check.forbidden})
     for name, obj in rules.forbidden.items():
         if isinstance(obj, type):
             for code in _class_codes(obj, lambda c, top=obj: c is top or c not in GENERIC_BASES):
@@ -120,18 +118,27 @@ def _work_out(check: Check) -> _Rules:
             rules.codes[_innermost(obj).__code__] = (FORBIDDEN, name, False)
         else:
             rules.functions[obj] = name
-    if answer is not None and not carried:
-        if isinstance(answer, type):
-            own = (lambda c: c.__module__.startswith("gpt_reference")) if not is_torch else (
-                lambda c, top=answer: c is top or c not in GENERIC_BASES)
-            codes = _class_codes(answer, own)
-        else:
-            codes = [_innermost(answer).__code__] if isinstance(_innermost(answer), types.FunctionType) else []
-        for code in codes:
-            rules.codes.setdefault(code, (BORROWED, answer_name, False))
+    if answer is not None and not rules.carried:
+        for code in _answer_codes(answer):
+            rules.codes.setdefault(code, (BORROWED, rules.answer_name, False))
     for code, name in _checks_codes().items():
         rules.codes.setdefault(code, (BORROWED, name, False))
     return rules
+
+
+def _answer_name(name: str, path: str) -> str:
+    return f"torch's `{path}`" if path.startswith("torch.") else f"the reference's `{name}`"
+
+
+def _answer_codes(answer: Any) -> list[types.CodeType]:
+    """The code that runs when an answer is used: a function's own, or a class's methods (those the reference
+    defines; for torch's, those of the class and its bases short of ``GENERIC_BASES``)."""
+    if isinstance(answer, type):
+        if answer.__module__.startswith("gpt_reference"):
+            return _class_codes(answer, lambda c: c.__module__.startswith("gpt_reference"))
+        return _class_codes(answer, lambda c, top=answer: c is top or c not in GENERIC_BASES)
+    inner = _innermost(answer)
+    return [inner.__code__] if isinstance(inner, types.FunctionType) else []
 
 
 def _innermost(obj: Any) -> Any:
@@ -210,10 +217,10 @@ def borrowed(check: Check, obj: Any) -> Finding | None:
     rules = _rules_for(check)
     inner = _innermost(obj)
     for name, api in rules.forbidden.items():
-        if inner is api or (isinstance(inner, type) and isinstance(api, type) and issubclass(inner, api)):
-            how = "is" if inner is api else "is a subclass of"
-            return Finding(FORBIDDEN, f"this {how} torch's `{name}`, not yours: the exercise is to write it without it")
-    if rules.answer is not None and inner is rules.answer:
+        if inner is _innermost(api) or (isinstance(inner, type) and isinstance(api, type) and issubclass(inner, api)):
+            how = "is" if inner is _innermost(api) else "is a subclass of"
+            return Finding(FORBIDDEN, f"this {how} torch's `{name}`, not yours")
+    if rules.answer is not None and inner is _innermost(rules.answer):
         return Finding(BORROWED, f"this is {rules.answer_name}, not yours")
     if isinstance(inner, type) and isinstance(rules.answer, type) and issubclass(inner, rules.answer):
         if not rules.carried:
@@ -244,8 +251,8 @@ class Watch:
         mistake, name, is_class = next((s for s in self.seen if s[0] == FORBIDDEN), self.seen[0])
         target = self.check.target
         if mistake == FORBIDDEN:
-            rule = RULE_WORDS.get(name, f"`{name}`")
-            return Finding(FORBIDDEN, f"without {rule}: your `{target}` {'uses' if is_class else 'calls'} `{name}`")
+            rule, breach = RULE_WORDS.get(name, (f"`{name}`", "uses it" if is_class else "calls it"))
+            return Finding(FORBIDDEN, f"without {rule}: your `{target}` {breach}")
         return Finding(BORROWED, f"this calls {name}, so it is not yours")
 
     def saw(self, mistake: str, name: str, is_class: bool) -> None:
