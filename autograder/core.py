@@ -162,6 +162,7 @@ def run_probe(check: Check, obj: Any) -> ProbeOutcome:
         return ProbeOutcome(error=f"`{check.target}` is not defined: run its cell, or check the name")
     finding = ownwork.borrowed(check, obj)
     if finding is None:
+        outcome = None  # stays None when the watch stopped the probe: then there is a finding
         with ownwork.watching(check) as watch:
             outcome = _probe(check, obj)
         finding = watch.finding()

@@ -226,7 +226,7 @@ def borrowed(check: Check, obj: Any) -> Finding | None:
         if not rules.carried:
             return Finding(BORROWED, f"this is a subclass of {rules.answer_name}, not yours")
         own = inner.__mro__[: inner.__mro__.index(rules.answer)]
-        if not any(_class_codes(klass, lambda c: True) for klass in own):
+        if not any(_class_codes(klass, lambda c, this=klass: c is this) for klass in own):
             return Finding(BORROWED, f"this is {rules.answer_name} with no code of yours added")
     module = getattr(inner, "__module__", None) or ""
     if module.startswith(__package__ + ".checks."):
@@ -237,31 +237,37 @@ def borrowed(check: Check, obj: Any) -> Finding | None:
 # ---- while the probe runs: does the learner's code call one? --------------------------------------------------------
 
 
+class _Seen(BaseException):
+    """Raised into the learner's code at the first borrowed call: the verdict is known, and the rest of the probe
+    (building GPT-2 xl to count its parameters, say) need not run. A BaseException, so that ``except Exception``
+    in learner code lets it through."""
+
+
 class Watch:
     """What a probe's run called on the learner's behalf; ``finding()`` says it in words."""
 
     def __init__(self, check: Check) -> None:
         self.check = check
         self.rules = _rules_for(check)
-        self.seen: list[tuple[str, str, bool]] = []  # (mistake, name, a class) in the order first seen
+        self.seen: tuple[str, str, bool] | None = None  # (mistake, name, whether a class) of the first such call
 
     def finding(self) -> Finding | None:
-        if not self.seen:
+        if self.seen is None:
             return None
-        mistake, name, is_class = next((s for s in self.seen if s[0] == FORBIDDEN), self.seen[0])
-        target = self.check.target
+        mistake, name, is_class = self.seen
         if mistake == FORBIDDEN:
             rule, breach = RULE_WORDS.get(name, (f"`{name}`", "uses it" if is_class else "calls it"))
-            return Finding(FORBIDDEN, f"without {rule}: your `{target}` {breach}")
+            return Finding(FORBIDDEN, f"without {rule}: your `{self.check.target}` {breach}")
         return Finding(BORROWED, f"this calls {name}, so it is not yours")
 
     def saw(self, mistake: str, name: str, is_class: bool) -> None:
-        if all(s[1] != name for s in self.seen):
-            self.seen.append((mistake, name, is_class))
+        self.seen = self.seen or (mistake, name, is_class)
+        raise _Seen()
 
     def on_learners_behalf(self, frame: types.FrameType | None) -> bool:
-        """True when the first frame above ``frame`` (included) that is neither a library's nor the reference's is
-        the learner's, and no watched call encloses it (that one was seen already)."""
+        """True when the first frame from ``frame`` up that is neither a library's nor the reference's is the
+        learner's (not the autograder's), and no watched call encloses it (the learner's code would have been stopped
+        there)."""
         while frame is not None:
             code = frame.f_code
             if code in self.rules.codes:
@@ -321,6 +327,8 @@ def watching(check: Check) -> Iterator[Watch]:
         if rules.codes:
             sys.setprofile(watch.profile)
         yield watch
+    except _Seen:  # the probe stopped at the first borrowed call; ``watch.finding()`` says which
+        pass
     finally:
         sys.setprofile(previous)
         if mode is not None:
