@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+import gpt_reference
+
 from .answer_key import ANSWER_KEY, resolve
 
 if TYPE_CHECKING:
@@ -52,10 +54,12 @@ NAMESPACES = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn, "Tensor"
 RULE_WORDS = {"nn.Module": ("building a model", "builds one")}  # a rule the lesson says in words, and its breach
 GENERIC_BASES = (torch.nn.Module, torch.optim.Optimizer, object)  # a forbidden class's bases that are no answer
 
-_PACKAGES = {os.path.dirname(os.path.abspath(resolve(f"{name}.__file__"))) + os.sep: name
-             for name in ("autograder", "gpt_reference")}  # fmt: skip
-_LIBRARIES = tuple({os.path.abspath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
-                    if (p := sysconfig.get_paths().get(key))} | {os.path.dirname(os.path.dirname(torch.__file__)) + os.sep})  # fmt: skip
+# Whose a frame is, by its file: the autograder's or the reference's package, a library's, or else the learner's
+_PACKAGES = {os.path.dirname(os.path.abspath(package.__file__)) + os.sep: package.__name__
+             for package in (sys.modules[__package__], gpt_reference)}  # fmt: skip
+_LIBRARIES = tuple({os.path.abspath(path) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                    if (path := sysconfig.get_paths().get(key))}
+                   | {os.path.dirname(os.path.dirname(os.path.abspath(torch.__file__))) + os.sep})  # fmt: skip
 _OWN_FILE = os.path.abspath(__file__)
 
 
@@ -295,7 +299,7 @@ class _ForbiddenFunctions(TorchFunctionMode):
         super().__init__()
         self.watch = watch
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func, arg_types, args=(), kwargs=None):
         name = self.watch.rules.functions.get(func)
         if name is not None and self.watch.on_learners_behalf(sys._getframe(1)):
             self.watch.saw(FORBIDDEN, name, is_class=False)
@@ -307,7 +311,7 @@ def _whose(filename: str) -> str:
     """"autograder", "gpt_reference", "library" (the standard library, site-packages, this file) or "learner"."""
     if filename.startswith("<frozen ") or filename == _OWN_FILE:
         return "library"
-    path = os.path.abspath(filename) if os.path.isabs(filename) else filename
+    path = os.path.abspath(filename) if os.path.isabs(filename) else filename  # "<cell 3>" stays as it is
     for folder, package in _PACKAGES.items():
         if path.startswith(folder):
             return package
