@@ -30,7 +30,7 @@ import os
 import sys
 import sysconfig
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -111,7 +111,7 @@ def _work_out(check: Check) -> _Rules:
     path = ANSWER_KEY.get(check.lesson, {}).get(check.target, "")
     answer = resolve(path) if path else None
     earlier = list(ANSWER_KEY)[: list(ANSWER_KEY).index(check.lesson)] if check.lesson in ANSWER_KEY else []
-    carried = answer is not None and any(resolve(p) is answer for lesson in earlier for p in ANSWER_KEY[lesson].values())
+    carried = answer is not None and any(resolve(p) is answer for e in earlier for p in ANSWER_KEY[e].values())
     rules = _Rules(answer, _answer_name(check.target, path), carried,
                    {name: resolve_api(name) for name in check.forbidden})
     for name, obj in rules.forbidden.items():
@@ -284,12 +284,15 @@ class Watch:
             frame = frame.f_back
         return False
 
-    def profile(self, frame: types.FrameType, event: str, arg: Any) -> None:
-        if event != "call":
-            return
-        watched = self.rules.codes.get(frame.f_code)
-        if watched is not None and self.on_learners_behalf(frame.f_back):
-            self.saw(*watched)
+    def profiler(self) -> Callable[[types.FrameType, str, Any], None]:
+        """The function for ``sys.setprofile``: it runs on every call and return, so it does the least it can."""
+        codes, on_learners_behalf, saw = self.rules.codes, self.on_learners_behalf, self.saw
+
+        def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code in codes and on_learners_behalf(frame.f_back):
+                saw(*codes[frame.f_code])
+
+        return profile
 
 
 class _ForbiddenFunctions(TorchFunctionMode):
@@ -329,7 +332,7 @@ def watching(check: Check) -> Iterator[Watch]:
         if mode is not None:
             mode.__enter__()
         if rules.codes:
-            sys.setprofile(watch.profile)
+            sys.setprofile(watch.profiler())
         yield watch
     except _Seen:  # the probe stopped at the first borrowed call; ``watch.finding()`` says which
         pass
