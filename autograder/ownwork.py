@@ -232,8 +232,8 @@ def borrowed(check: Check, obj: Any) -> Finding | None:
         own = inner.__mro__[: inner.__mro__.index(rules.answer)]
         if not any(_class_codes(klass, lambda c, this=klass: c is this) for klass in own):
             return Finding(BORROWED, f"this is {rules.answer_name} with no code of yours added")
-    module = getattr(inner, "__module__", None) or ""
-    if module.startswith(__package__ + ".checks."):
+    module = getattr(inner, "__module__", None)
+    if isinstance(module, str) and module.startswith(__package__ + ".checks."):
         return Finding(BORROWED, f"this is the checks' `{getattr(inner, '__name__', check.target)}`, not yours")
     return None
 
