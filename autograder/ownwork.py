@@ -52,6 +52,7 @@ FORBIDDEN = "forbidden API"  # Result.mistake of an object that uses an API its 
 # method. The lessons write the names this way ("without `F.layer_norm`").
 NAMESPACES = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn, "Tensor": torch.Tensor}
 RULE_WORDS = {"nn.Module": ("building a model", "builds one")}  # a rule the lesson says in words, and its breach
+ALIASES = {"torch.softmax": ("torch.special.softmax",), "F.layer_norm": ("torch.layer_norm",)}  # other spellings
 GENERIC_BASES = (torch.nn.Module, torch.optim.Optimizer, object)  # a forbidden class's bases that are no answer
 
 # Whose a frame is, by its file: the autograder's or the reference's package, a library's, or else the learner's
@@ -122,6 +123,8 @@ def _work_out(check: Check) -> _Rules:
             rules.codes[_innermost(obj).__code__] = (FORBIDDEN, name, False)
         else:
             rules.functions[obj] = name
+        for alias in ALIASES.get(name, ()):
+            rules.functions[resolve_api(alias)] = name
     if answer is not None and not rules.carried:
         for code in _answer_codes(answer):
             rules.codes.setdefault(code, (BORROWED, rules.answer_name, False))

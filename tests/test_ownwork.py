@@ -379,6 +379,19 @@ def test_the_watch_leaves_profiler_and_torch_function_modes_as_it_found_them():
         sys.setprofile(None)
 
 
+@pytest.mark.parametrize(("check_id", "implementation", "message"), [
+    ("attention.softmax", lambda x, dim=-1: torch.special.softmax(x, dim), "without `torch.softmax`: your `softmax` calls it"),
+    ("attention.softmax", lambda x, dim=-1: nn.Softmax(dim)(x), "without `F.softmax`: your `softmax` calls it"),
+    ("training.cross_entropy", lambda logits, targets, ignore_index=-1: nn.CrossEntropyLoss(ignore_index=ignore_index)(
+        logits.flatten(0, -2), targets.flatten()), "without `F.cross_entropy`: your `cross_entropy` calls it"),
+    ("gpt_block.layer_norm", type("LayerNorm", (LayerNormWithTorchsModule,), {"forward": lambda self, x: torch.layer_norm(
+        x, self.weight.shape, self.weight, self.bias)}), "without `F.layer_norm`: your `LayerNorm` calls it"),
+])  # fmt: skip
+def test_other_spellings_of_a_forbidden_api_are_flagged_under_its_name(check_id, implementation, message):
+    result = run_check(check_id, implementation)
+    assert (result.mistake, result.message) == (FORBIDDEN, message)
+
+
 def test_a_learner_who_swallows_the_stop_is_still_flagged():
     def softmax(x, dim=-1):
         try:
