@@ -30,13 +30,15 @@ def register_pair(
     part_hints: Mapping[str, str] | None = None,
     *,
     tolerance: Mapping[str, float],
+    forbidden: tuple[str, ...] = (),
 ) -> None:
-    """Register ``<topic>.<name>`` (the first probe) and ``<topic>.<name>.hidden`` (the second)."""
+    """Register ``<topic>.<name>`` (the first probe) and ``<topic>.<name>.hidden`` (the second). ``forbidden``: the
+    APIs the lesson says to write the object without (``"F.layer_norm"``), flagged by both checks."""
     for probe, pts, hidden in zip(probes, points, (False, True)):
         register(Check(
             id=f"{topic}.{name}" + (".hidden" if hidden else ""), lesson=lesson, target=target, probe=probe,
             reference=reference, points=pts, hidden=hidden, description=description, mistakes=mistakes,
-            part_hints=part_hints or {}, **tolerance,
+            part_hints=part_hints or {}, forbidden=forbidden, **tolerance,
         ))  # fmt: skip
 
 

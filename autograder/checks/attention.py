@@ -147,7 +147,8 @@ _pair("softmax", "softmax", partial(torch.softmax, dim=-1), (_probe_softmax, _pr
        "dim1": "wrong along dim=1: honour the `dim` argument",
        "dim_minus2": "wrong along dim=-2: honour the `dim` argument",
        "huge_logits": "wrong on logits of size 1e4: make it numerically stable",
-       "minus_inf_entries": "a -inf logit must get weight exactly 0, and the others must still sum to 1"})
+       "minus_inf_entries": "a -inf logit must get weight exactly 0, and the others must still sum to 1"},
+      forbidden=("torch.softmax", "F.softmax", "Tensor.softmax"))
 
 
 # ---- causal_mask: True where query t may attend to key s, i.e. s ≤ t -----------------------------------------------
@@ -296,7 +297,8 @@ _pair("scaled_dot_product_attention", "scaled_dot_product_attention", scaled_dot
        "causal": "with the causal mask: blocked scores must get weight exactly 0 and each row must still sum to 1",
        "long_head": "with head size 16: check the scale",
        "fewer_queries": "with 3 queries and 5 keys the scores are (3, 5): transpose only k's last two dimensions",
-       "padding_mask": "a (B, 1, 1, T) mask must broadcast over heads and queries: use the mask you are given"})
+       "padding_mask": "a (B, 1, 1, T) mask must broadcast over heads and queries: use the mask you are given"},
+      forbidden=("F.scaled_dot_product_attention",))
 
 
 # ---- CausalSelfAttention, with GPT-2's names -----------------------------------------------------------------------

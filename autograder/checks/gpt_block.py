@@ -155,7 +155,7 @@ _pair("layer_norm", "LayerNorm", ReferenceLayerNorm, (_probe_layer_norm, _probe_
       LAYER_NORM_MISTAKES,
       {"small_variance": "inputs with a tiny variance: check where eps goes",
        "unit_affine": "with weight 1 and bias 0 only the normalisation is left: check the mean, the variance and "
-                      "the axis"})
+                      "the axis"}, forbidden=("nn.LayerNorm", "F.layer_norm"))
 
 
 # ---- GELU -----------------------------------------------------------------------------------------------------------
@@ -191,7 +191,8 @@ def _probe_gelu_hidden(fn) -> Outputs:
 
 _pair("gelu", "gelu", gelu, (_probe_gelu, _probe_gelu_hidden), (1, 1),
       "GPT-2's tanh approximation of GELU, elementwise", GELU_MISTAKES,
-      {"large": "for large |x| GELU is x (positive) or 0 (negative): no inf or NaN"}, tolerance=GELU_TOLERANCE)
+      {"large": "for large |x| GELU is x (positive) or 0 (negative): no inf or NaN"}, tolerance=GELU_TOLERANCE,
+      forbidden=("F.gelu", "nn.GELU"))
 
 
 # ---- MLP ------------------------------------------------------------------------------------------------------------
@@ -525,7 +526,8 @@ def _probe_count_hidden(fn) -> Outputs:
 
 _pair("count_params", "count_params", count_params, (_probe_count, _probe_count_hidden), (1, 1),
       "the number of parameters of GPT(config), by formula (tied weights counted once)", COUNT_MISTAKES,
-      {"bias_false": "with config.bias False there are no biases anywhere"}, tolerance=EXACT)
+      {"bias_false": "with config.bias False there are no biases anywhere"}, tolerance=EXACT,
+      forbidden=("nn.Module",))  # "without building a model"
 
 
 # ---- loading Hugging Face's layout ----------------------------------------------------------------------------------

@@ -194,7 +194,7 @@ _pair("cross_entropy", "cross_entropy", cross_entropy, (_probe_cross_entropy, _p
       {"large_logits": "logits of ±1000: make it numerically stable",
        "ignore_index": "targets equal to ignore_index are left out of the sum and the count",
        "batch_and_time": "logits of shape (B, T, V): flatten to (B·T, V) and targets to (B·T,)"},
-      tolerance=LOSS_TOLERANCE)
+      tolerance=LOSS_TOLERANCE, forbidden=("F.cross_entropy", "F.nll_loss"))
 
 
 # ---- 3 · AdamW ------------------------------------------------------------------------------------------------------
@@ -282,7 +282,8 @@ _pair("adamw", "AdamW", torch.optim.AdamW, (_probe_adamw, _probe_adamw_hidden), 
       "AdamW(params, lr, betas, eps, weight_decay) as a torch.optim.Optimizer: decoupled decay, bias-corrected "
       "moments, eps after the sqrt; the same updates as torch.optim.AdamW", ADAMW_MISTAKES,
       {"tiny_grads_step1": "with tiny gradients eps matters: it goes after the square root",
-       "step1": "the very first step: check the bias correction and the decay"}, tolerance=ADAM_TOLERANCE)
+       "step1": "the very first step: check the bias correction and the decay"}, tolerance=ADAM_TOLERANCE,
+      forbidden=("torch.optim.AdamW", "torch.optim.Adam"))
 
 
 # ---- 4 · configure_optimizer ----------------------------------------------------------------------------------------
@@ -443,7 +444,8 @@ def _probe_clip_hidden(fn) -> Outputs:
 _pair("clip_grad_norm", "clip_grad_norm", torch.nn.utils.clip_grad_norm_, (_probe_clip, _probe_clip_hidden), (1, 1),
       "global-norm clipping in place, returning the total norm before clipping", CLIP_MISTAKES,
       {"above_total_norm": "return the norm before clipping: the 2-norm of all gradients together",
-       "below_grads": "below max_norm the gradients stay as they are"}, tolerance=ADAM_TOLERANCE)
+       "below_grads": "below max_norm the gradients stay as they are"}, tolerance=ADAM_TOLERANCE,
+      forbidden=("torch.nn.utils.clip_grad_norm_",))
 
 
 # ---- 7 · train_step -------------------------------------------------------------------------------------------------
