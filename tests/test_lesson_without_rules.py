@@ -1,9 +1,9 @@
 """An exercise that forbids a ready-made implementation says so, in the words the checks enforce: "without `X`".
 
-``FORBIDDEN`` is the course's contract between the lessons' text and the checks that flag a forbidden API while they
-probe the learner's object (one entry per exercise, by its visible check id). The text of an exercise is the markdown
-between the previous exercise's graded cells and its answer cell; each forbidden name must appear there inside a
-"without ..." clause of backticked names (``without `nn.LayerNorm` or `F.layer_norm```).
+A check's ``forbidden`` names the APIs it flags while it probes the learner's object; the learner must have been told.
+The text of an exercise is the markdown between the previous exercise's graded cells and its answer cell; each name its
+visible check forbids must appear there inside a "without ..." clause of backticked names (``without `nn.LayerNorm` or
+`F.layer_norm```). tests/test_ownwork.py checks the other direction: every "without `X`" of the text is flagged.
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.core import get_check
+from autograder.core import checks_for, get_check
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = {
-    "attention.softmax": ["torch.softmax", "F.softmax", "Tensor.softmax"],
-    "attention.scaled_dot_product_attention": ["F.scaled_dot_product_attention"],
-    "gpt_block.layer_norm": ["nn.LayerNorm", "F.layer_norm"],
-    "gpt_block.gelu": ["F.gelu", "nn.GELU"],
-    "gpt_block.count_params": ["building a model"],  # not an API: no nn.Module may be built during the call
-    "training.cross_entropy": ["F.cross_entropy", "F.nll_loss"],
-    "training.adamw": ["torch.optim.AdamW", "torch.optim.Adam"],
-    "training.clip_grad_norm": ["torch.nn.utils.clip_grad_norm_"],
-}
+LESSONS = sorted(path.name for path in (ROOT / "solutions").iterdir() if path.is_dir())
+IN_WORDS = {"nn.Module": "building a model"}  # count_params: no module may be built; the text says it in words
+RULES = {check.id: [IN_WORDS.get(name, name) for name in check.forbidden]
+         for lesson in LESSONS for check in checks_for(lesson) if check.forbidden and not check.hidden}
 NAMES = r"`[^`]+`(?:(?:,| or| and| nor)\s+`[^`]+`)*"
 WITHOUT = re.compile(rf"without\s+({NAMES}|building a model)")
 
@@ -49,9 +43,15 @@ def without(text: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("check_id", FORBIDDEN)
+def test_the_exercises_that_forbid_an_api() -> None:
+    assert set(RULES) == {"attention.softmax", "attention.scaled_dot_product_attention", "gpt_block.layer_norm",
+                          "gpt_block.gelu", "gpt_block.count_params", "training.cross_entropy", "training.adamw",
+                          "training.clip_grad_norm"}
+
+
+@pytest.mark.parametrize("check_id", RULES)
 def test_an_exercise_says_without_each_api_it_forbids(check_id: str) -> None:
-    missing = set(FORBIDDEN[check_id]) - without(exercise_text(check_id))
+    missing = set(RULES[check_id]) - without(exercise_text(check_id))
     assert not missing, f"{check_id}: the exercise text must say 'without `X`' for {sorted(missing)}"
 
 
