@@ -19,7 +19,6 @@ from torch.nn import functional as F
 from autograder import checks_for, get_check, run_check
 from autograder.core import ProbeOutcome, _reference_outputs, judge
 from gpt_reference.model import CausalSelfAttention
-from gpt_reference.model import LayerNorm as ReferenceLayerNorm
 
 CHECKS = checks_for("03_gpt_block")
 solution, test_solution_notebook_awards_every_check = solution_notebook_tests("03_gpt_block", CHECKS)
@@ -220,14 +219,19 @@ class DefaultEmbeddings(LearnerGPT):
         self.transformer.wpe.weight.data.normal_()
 
 
-class WithoutGPT2Init(ReferenceGPT):  # exercise 5 done, exercise 6 not yet: the modules as built, never re-drawn
+class WithoutGPT2Init(LearnerGPT):
+    """Exercise 5 done, exercise 6 not yet: the modules are built and keep PyTorch's initialisation."""
+
     def __init__(self, config):
         nn.Module.__init__(self)
         self.config = config
         self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd), wpe=nn.Embedding(config.block_size, config.n_embd),
-            drop=nn.Dropout(config.dropout), h=nn.ModuleList([ReferenceBlock(config) for _ in range(config.n_layer)]),
-            ln_f=ReferenceLayerNorm(config.n_embd, bias=config.bias)))
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([NanoGPTBlock(config) for _ in range(config.n_layer)]),
+            ln_f=TorchLayerNorm(config.n_embd, config.bias),
+        ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight
 
