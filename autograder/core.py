@@ -23,11 +23,14 @@ import os
 import pkgutil
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from . import values
 
 Outputs = dict[str, torch.Tensor]
 
@@ -54,6 +57,13 @@ class Check:
     ``reference`` and every mistake's ``implementation`` are fed to the same probe. ``part_hints`` maps an output
     name (an isolation part such as ``"one_token"``) to what a wrong value there points at. ``atol``/``rtol`` are
     chosen per check (dtype and depth) and stated in the lesson.
+
+    How a failure is worded: ``kinds`` says what an output really is (``autograder.values``: ``"ids"``, ``"text"``,
+    ``"pairs"``; the key ``"*"`` for every other output; a tensor otherwise). A visible check's ``inputs`` gives, per
+    output, the (small) call that made it, shown with a difference; a hidden check's ``cases`` describes, per output,
+    its case in words (``"huge logits (|x| ≈ 1e4)"``), shown instead of its input, which stays secret. A key of
+    ``inputs`` or ``cases`` names an output, or the prefix or suffix (before or after an ``_``) that several outputs
+    of one case share.
     """
 
     id: str
@@ -68,6 +78,9 @@ class Check:
     part_hints: Mapping[str, str] = field(default_factory=dict)
     atol: float = 1e-5
     rtol: float = 1e-4
+    kinds: Mapping[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    cases: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -200,37 +213,55 @@ def _reference_outputs(check: Check, implementation: Any) -> Outputs:
     return _expected_cache[key]
 
 
-def _matches(got: Outputs, expected: Outputs, atol: float, rtol: float) -> bool:
-    return not _differences(got, expected, atol, rtol)
+def _matches(got: Outputs, expected: Outputs, atol: float, rtol: float, kinds: Mapping[str, str] = {}) -> bool:
+    return not _differences(got, expected, atol, rtol, kinds)
 
 
-def _differences(got: Outputs, expected: Outputs, atol: float, rtol: float) -> list[str]:
-    """One message per output that is not within tolerance; expected values are never printed."""
-    problems = []
+def _differences(got: Outputs, expected: Outputs, atol: float, rtol: float,
+                 kinds: Mapping[str, str] = {}) -> dict[str, str]:
+    """For each output that is not within tolerance, one line that says what is wrong, without a value."""
+    problems = {}
     for key, want in expected.items():
         have = got.get(key)
-        label = "" if len(expected) == 1 else f"[{key}] "
+        kind = values.kind_of(kinds, key)
         if have is None:
-            problems.append(f"{label}no output")
+            problems[key] = "no output"
+        elif kind != values.TENSOR and have.dtype == want.dtype:
+            if (message := values.difference(kind, have, want)) is not None:
+                problems[key] = message
         elif have.shape != want.shape:
-            problems.append(f"{label}shape {tuple(have.shape)}, expected {tuple(want.shape)}")
+            problems[key] = f"shape {tuple(have.shape)}, expected {tuple(want.shape)}"
         elif want.dtype == torch.bool or have.dtype == torch.bool:
             if have.dtype != want.dtype:
-                problems.append(f"{label}dtype {have.dtype}, expected {want.dtype}")
+                problems[key] = f"dtype {have.dtype}, expected {want.dtype}"
             elif not torch.equal(have, want):
                 wrong = (have != want).nonzero()
-                problems.append(f"{label}{len(wrong)} of {want.numel()} entries wrong, first at {_index(wrong[0])}")
+                problems[key] = f"{len(wrong)} of {want.numel()} entries wrong, first at {_index(wrong[0])}"
+        elif not (have.dtype.is_floating_point or want.dtype.is_floating_point) and atol == rtol == 0:
+            if not torch.equal(have, want):  # ids, counts, lengths: how many are wrong, not by how much
+                wrong = (have != want).nonzero()
+                problems[key] = f"{len(wrong)} of {want.numel()} entries wrong, first at {_index(wrong[0])}"
         elif have.dtype.is_floating_point != want.dtype.is_floating_point:
-            problems.append(f"{label}dtype {have.dtype}, expected {'a floating' if want.dtype.is_floating_point else 'an integer'} dtype")
-        else:
-            message = _value_difference(have.double(), want.double(), atol, rtol)
-            if message:
-                problems.append(label + message)
+            problems[key] = (f"dtype {have.dtype}, expected "
+                             f"{'a floating' if want.dtype.is_floating_point else 'an integer'} dtype")
+        elif (message := _value_difference(have.double(), want.double(), atol, rtol)) is not None:
+            problems[key] = message
     return problems
 
 
-def _index(idx: torch.Tensor) -> str:
+def _index(idx: torch.Tensor | tuple[int, ...]) -> str:
     return "(" + ", ".join(str(int(i)) for i in idx) + ")"
+
+
+def _largest_error(have: torch.Tensor, want: torch.Tensor) -> tuple[int, ...]:
+    """Where |have - want| is largest (NaN counts as infinite), unravelled by hand: torch.unravel_index's first call
+    costs ~0.3 s."""
+    flat = int((have.double() - want.double()).abs().nan_to_num(nan=math.inf).argmax())
+    where = []
+    for size in reversed(have.shape):
+        flat, i = divmod(flat, size)
+        where.insert(0, i)
+    return tuple(where)
 
 
 def _value_difference(have: torch.Tensor, want: torch.Tensor, atol: float, rtol: float) -> str | None:
@@ -241,49 +272,85 @@ def _value_difference(have: torch.Tensor, want: torch.Tensor, atol: float, rtol:
         first = bad_have.nonzero()[0]
         return f"{int(bad_have.sum())} NaN/inf values where finite ones were expected, first at {_index(first)}"
     diff = (have - want).abs().nan_to_num(nan=math.inf)
-    flat = int(diff.argmax())
-    # the index of the largest error, unravelled by hand: torch.unravel_index's first call costs ~0.3 s
-    where = []
-    for size in reversed(diff.shape):
-        flat, i = divmod(flat, size)
-        where.insert(0, i)
     nonzero = want != 0  # a relative error means nothing where the expected value is 0
     relative = ""
     if nonzero.any():
-        relative = f", max rel error {(diff[nonzero] / want[nonzero].abs()).max().item():.3g}"
+        relative = f" (max rel error {(diff[nonzero] / want[nonzero].abs()).max().item():.3g})"
     outside = (diff > atol + rtol * want.abs()).float().mean().item()
-    return (
-        f"max abs error {diff.max().item():.3g} at ({', '.join(map(str, where))}){relative}; "
-        f"{100 * outside:.1f}% of values outside tolerance (atol {atol:g}, rtol {rtol:g})"
-    )
+    return (f"max abs error {diff.max().item():.3g} at {_index(_largest_error(have, want))}{relative}; "
+            f"{100 * outside:.3g}% of values outside atol {atol:g}, rtol {rtol:g}")
 
 
-def judge(check: Check, outcome: ProbeOutcome) -> Result:
-    """The verdict on a probe's outcome: pass, a named mistake with its hint, or a diagnosis."""
+MAX_LINES = 8  # a diagnosis, as the learner reads it under the check cell
+LINE_WIDTH = 110
+LISTED_PARTS = 4
+
+
+VERDICT_ROOM = LINE_WIDTH - 30  # the first line follows "✗ <check id> (0/2): "
+
+
+def _wrapped(text: str, indent: str = "  ", first_width: int = LINE_WIDTH) -> list[str]:
+    """``text`` in lines of at most LINE_WIDTH characters (the first at most ``first_width``)."""
+    first, *rest = textwrap.wrap(text, first_width, break_long_words=False, break_on_hyphens=False) or [""]
+    return [first] + textwrap.wrap(" ".join(rest), LINE_WIDTH, initial_indent=indent, subsequent_indent=indent,
+                                   break_long_words=False, break_on_hyphens=False)
+
+
+def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str, str], lead: str) -> str:
+    """A failure past the catalogue, in at most MAX_LINES lines: the first wrong output with its input (visible) or
+    its case (hidden), what differs by kind of value (its values on a visible probe only), the other wrong outputs
+    by name, the outputs that are right, and the hints of the wrong outputs, each once."""
+    first = next(iter(problems))
+    several = len(expected) > 1
+
+    def named(key: str) -> str:  # a hidden output by its case, a visible one by its name
+        return (values.entry(check.cases, key) if check.hidden else None) or key
+
+    headline = f"{named(first)}: {problems[first]}" if several else problems[first]
+    lines = _wrapped(lead + headline, first_width=VERDICT_ROOM)
+    if not check.hidden:
+        shown_input = values.entry(check.inputs, first)
+        if shown_input:
+            lines += _wrapped(f"  input: {shown_input}", "    ")
+        have, want = got.get(first), expected[first]
+        if have is not None and have.dtype == want.dtype:
+            kind = values.kind_of(check.kinds, first)
+            where = _largest_error(have, want) if kind == values.TENSOR and have.shape == want.shape \
+                and have.dim() > 0 and have.is_floating_point() else None
+            lines += ["  " + line for line in values.values(kind, have, want, where)]
+    others = list(dict.fromkeys(named(key) for key in list(problems)[1:]))
+    if others:
+        more = f" and {len(others) - LISTED_PARTS} more" if len(others) > LISTED_PARTS else ""
+        lines += _wrapped("also wrong: " + "; ".join(others[:LISTED_PARTS]) + more)
+    right = list(dict.fromkeys(named(key) for key in expected if key not in problems))
+    if several and right:
+        more = f" and {len(right) - LISTED_PARTS} more" if len(right) > LISTED_PARTS else ""
+        lines += _wrapped("right on: " + ", ".join(right[:LISTED_PARTS]) + more)
+    hints = list(dict.fromkeys(filter(None, (values.entry(check.part_hints, key) for key in problems))))
+    hint_lines = [line for hint in hints for line in _wrapped("hint: " + hint)]
+    room = MAX_LINES - len(hint_lines[:4])
+    return "\n".join(lines[:room] + hint_lines[: MAX_LINES - len(lines[:room])])
+
+
+def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
+    """The verdict on a probe's outcome: pass, a named mistake with its hint, or a diagnosis; a failure's message
+    starts with ``lead``."""
 
     def fail(message: str, mistake: str | None = None) -> Result:
         return Result(check.id, 0.0, check.points, False, mistake, message)
 
     if outcome.error is not None:
-        return fail(outcome.error)
+        return fail(lead + outcome.error)
     got = outcome.outputs or {}
     expected = _reference_outputs(check, check.reference)
-    problems = _differences(got, expected, check.atol, check.rtol)
+    problems = _differences(got, expected, check.atol, check.rtol, check.kinds)
     if not problems:
         return Result(check.id, check.points, check.points, True, None, "correct")
     for mistake in check.mistakes:
-        if _matches(got, _reference_outputs(check, mistake.implementation), check.atol, check.rtol):
-            return fail(f"looks like: {mistake.name}. {mistake.hint}", mistake=mistake.name)
-    wrong_parts = [key for key in expected if key in check.part_hints and not _matches(
-        {key: got[key]} if key in got else {}, {key: expected[key]}, check.atol, check.rtol)]
-    right_parts = [key for key in check.part_hints if key not in wrong_parts and key in expected]
-    hints = [check.part_hints[key] for key in wrong_parts]
-    if right_parts and hints:
-        hints.insert(0, f"right on: {', '.join(right_parts)}")
-    message = "; ".join(problems)
-    if hints:
-        message += ". " + ". ".join(hints)
-    return fail(message)
+        if _matches(got, _reference_outputs(check, mistake.implementation), check.atol, check.rtol, check.kinds):
+            message = _wrapped(f"{lead}looks like: {mistake.name}. {mistake.hint}", first_width=VERDICT_ROOM)
+            return fail("\n".join(message), mistake=mistake.name)
+    return fail(_diagnosis(check, got, expected, problems, lead))
 
 
 # ---- the callers' entry points ------------------------------------------------------------------------------------
@@ -297,22 +364,56 @@ def grading() -> bool:
     return any(os.environ.get(variable) for variable in GRADING_VARIABLES)
 
 
-
 def run_check(check_id: str, obj: Any) -> Result:
     """Probe and judge in this process (notebook check cells and in-process grading)."""
     check = get_check(check_id)
     return judge(check, run_probe(check, obj))
 
 
-def check(check_id: str, obj: Any) -> None:
-    """A notebook's check cell: prints one line, ✓ with points or ✗ with a diagnosis. Never shows expected values.
+def run_exercise(check_id: str, obj: Any) -> Result:
+    """The visible check and its hidden twin (when there is one) as one verdict, for the exercise's points: what the
+    learner's check cell shows, so that its ✓ means the exercise is graded full marks. A hidden failure is told by its
+    case and diagnosis, never its input."""
+    visible = run_check(check_id, obj)
+    hidden_id = check_id + ".hidden"
+    _load_all_checks()
+    if hidden_id not in CHECKS or check_id.endswith(".hidden"):
+        return visible
+    hidden_check = CHECKS[hidden_id]
+    lead = "the visible probe passes, but a hidden case fails — "
+    hidden = judge(hidden_check, run_probe(hidden_check, obj), lead)
+    points, max_points = visible.points + hidden.points, visible.max_points + hidden.max_points
+    if not visible.passed:
+        return Result(check_id, points, max_points, False, visible.mistake, visible.message)
+    if not hidden.passed:
+        return Result(check_id, points, max_points, False, hidden.mistake, hidden.message)
+    cases = len(_hidden_cases(hidden_check))
+    return Result(check_id, points, max_points, True, None,
+                  f"correct on the visible probe and {cases} hidden case{'s' * (cases != 1)}")
 
-    The same cell is nbgrader's graded cell, which scores by whether the cell raises: while the notebook is being
-    graded (``grading()``), a failed check raises AssertionError with that line instead of printing it, and no
-    traceback of the check's internals (``from None``), so a hidden check's source does not leak into feedback. At
-    any other time it only prints, so a learner's Run All goes past an exercise that is not finished yet.
+
+def _hidden_cases(check: Check) -> set[str]:
+    """The hidden check's cases, by their descriptions (outputs without one count one each)."""
+    outputs = _reference_outputs(check, check.reference)
+    return {values.entry(check.cases, key) or key for key in outputs}
+
+
+def check(check_id: str, obj: Any) -> None:
+    """A notebook's check cell: prints the verdict, ✓ with points or ✗ with a diagnosis (its first line is the
+    verdict line, ``VERDICT_LINE``). Never shows a hidden probe's inputs.
+
+    In the learner's kernel it runs the exercise's visible check and its hidden twin (``run_exercise``), so that the
+    ✓ a learner sees is the grade the exercise will get. The same cell is nbgrader's graded cell, which scores by
+    whether the cell raises: while the notebook is being graded (``grading()``), the cell judges the visible check
+    only (the hidden twin has its own graded cell), and a failure raises AssertionError with the verdict instead of
+    printing it, and no traceback of the check's internals (``from None``), so a hidden check's source does not leak
+    into feedback. At any other time it only prints, so a learner's Run All goes past an exercise that is not
+    finished yet.
     """
-    result = run_check(check_id, obj)
-    if grading() and not result.passed:
-        raise AssertionError(result.line()) from None
+    if grading():
+        result = run_check(check_id, obj)
+        if not result.passed:
+            raise AssertionError(result.line()) from None
+    else:
+        result = run_exercise(check_id, obj)
     print(result.line())
