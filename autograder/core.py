@@ -278,7 +278,7 @@ def _value_difference(have: torch.Tensor, want: torch.Tensor, atol: float, rtol:
         relative = f" (max rel error {(diff[nonzero] / want[nonzero].abs()).max().item():.3g})"
     outside = (diff > atol + rtol * want.abs()).float().mean().item()
     return (f"max abs error {diff.max().item():.3g} at {_index(_largest_error(have, want))}{relative}; "
-            f"{100 * outside:.3g}% of values outside atol {atol:g}, rtol {rtol:g}")
+            f"{100 * outside:.3g}% outside atol {atol:g}, rtol {rtol:g}")
 
 
 MAX_LINES = 8  # a diagnosis, as the learner reads it under the check cell
@@ -286,7 +286,7 @@ LINE_WIDTH = 110
 LISTED_PARTS = 4
 
 
-VERDICT_ROOM = LINE_WIDTH - 30  # the first line follows "✗ <check id> (0/2): "
+VERDICT_ROOM = LINE_WIDTH - 40  # the first line follows "✗ <check id> (0/2): "
 
 
 def _wrapped(text: str, indent: str = "  ", first_width: int = LINE_WIDTH) -> list[str]:
@@ -297,39 +297,49 @@ def _wrapped(text: str, indent: str = "  ", first_width: int = LINE_WIDTH) -> li
 
 
 def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str, str], lead: str) -> str:
-    """A failure past the catalogue, in at most MAX_LINES lines: the first wrong output with its input (visible) or
-    its case (hidden), what differs by kind of value (its values on a visible probe only), the other wrong outputs
-    by name, the outputs that are right, and the hints of the wrong outputs, each once."""
+    """A failure past the catalogue, in at most MAX_LINES lines: the first wrong output and what differs there, by
+    kind of value; on a visible probe its input and values (the learner's and the expected), on a hidden one its case
+    in words instead; the hints of the wrong outputs, each once; which other outputs are wrong and which are right.
+    Blocks that do not fit are left out, the least useful first."""
     first = next(iter(problems))
     several = len(expected) > 1
 
     def named(key: str) -> str:  # a hidden output by its case, a visible one by its name
         return (values.entry(check.cases, key) if check.hidden else None) or key
 
-    headline = f"{named(first)}: {problems[first]}" if several else problems[first]
-    lines = _wrapped(lead + headline, first_width=VERDICT_ROOM)
+    headline = _wrapped(lead + (f"{named(first)}: {problems[first]}" if several else problems[first]),
+                        first_width=VERDICT_ROOM)
+    shown_input, shown_values = [], []
     if not check.hidden:
-        shown_input = values.entry(check.inputs, first)
-        if shown_input:
-            lines += _wrapped(f"  input: {shown_input}", "    ")
+        if text := values.entry(check.inputs, first):
+            shown_input = _wrapped(f"  input: {text}", "    ")
         have, want = got.get(first), expected[first]
         if have is not None and have.dtype == want.dtype:
             kind = values.kind_of(check.kinds, first)
             where = _largest_error(have, want) if kind == values.TENSOR and have.shape == want.shape \
                 and have.dim() > 0 and have.is_floating_point() else None
-            lines += ["  " + line for line in values.values(kind, have, want, where)]
+            shown_values = ["  " + line for line in values.values(kind, have, want, where)]
     others = list(dict.fromkeys(named(key) for key in list(problems)[1:]))
-    if others:
-        more = f" and {len(others) - LISTED_PARTS} more" if len(others) > LISTED_PARTS else ""
-        lines += _wrapped("also wrong: " + "; ".join(others[:LISTED_PARTS]) + more)
+    also_wrong = _listed("also wrong: ", others, "; ")
     right = list(dict.fromkeys(named(key) for key in expected if key not in problems))
-    if several and right:
-        more = f" and {len(right) - LISTED_PARTS} more" if len(right) > LISTED_PARTS else ""
-        lines += _wrapped("right on: " + ", ".join(right[:LISTED_PARTS]) + more)
+    right_on = _listed("right on: ", right, ", ") if several else []
     hints = list(dict.fromkeys(filter(None, (values.entry(check.part_hints, key) for key in problems))))
-    hint_lines = [line for hint in hints for line in _wrapped("hint: " + hint)]
-    room = MAX_LINES - len(hint_lines[:4])
-    return "\n".join(lines[:room] + hint_lines[: MAX_LINES - len(lines[:room])])
+    hint_blocks = [_wrapped("hint: " + hint) for hint in hints]
+    order = [headline, shown_input, shown_values, also_wrong, right_on, *hint_blocks]
+    priority = [headline, shown_values, *hint_blocks[:1], shown_input, right_on, also_wrong, *hint_blocks[1:]]
+    kept, used = set(), 0
+    for block in priority:
+        if block and used + len(block) <= MAX_LINES:
+            kept.add(id(block))
+            used += len(block)
+    return "\n".join(line for block in order if id(block) in kept for line in block)
+
+
+def _listed(label: str, names: list[str], separator: str) -> list[str]:
+    if not names:
+        return []
+    more = f" and {len(names) - LISTED_PARTS} more" if len(names) > LISTED_PARTS else ""
+    return _wrapped(label + separator.join(names[:LISTED_PARTS]) + more)
 
 
 def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
