@@ -307,8 +307,9 @@ def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str
     def named(key: str) -> str:  # a hidden output by its case, a visible one by its name
         return (values.entry(check.cases, key) if check.hidden else None) or key
 
-    headline = _wrapped(lead + (f"{named(first)}: {problems[first]}" if several else problems[first]),
-                        first_width=VERDICT_ROOM)
+    case = values.entry(check.cases, first) if check.hidden else None
+    label = f"{case}: " if case else f"[{first}] " if several else ""
+    headline = _wrapped(lead + label + problems[first], first_width=VERDICT_ROOM)
     shown_input, shown_values = [], []
     if not check.hidden:
         if text := values.entry(check.inputs, first):
@@ -321,7 +322,8 @@ def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str
             shown_values = ["  " + line for line in values.values(kind, have, want, where)]
     others = list(dict.fromkeys(named(key) for key in list(problems)[1:]))
     also_wrong = _listed("also wrong: ", others, "; ")
-    right = list(dict.fromkeys(named(key) for key in expected if key not in problems))
+    right = [key for key in check.part_hints if key in expected] + list(expected)  # the hinted parts first
+    right = list(dict.fromkeys(named(key) for key in right if key not in problems))
     right_on = _listed("right on: ", right, ", ") if several else []
     hints = list(dict.fromkeys(filter(None, (values.entry(check.part_hints, key) for key in problems))))
     hint_blocks = [_wrapped("hint: " + hint) for hint in hints]
@@ -358,7 +360,8 @@ def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
         return Result(check.id, check.points, check.points, True, None, "correct")
     for mistake in check.mistakes:
         if _matches(got, _reference_outputs(check, mistake.implementation), check.atol, check.rtol, check.kinds):
-            message = _wrapped(f"{lead}looks like: {mistake.name}. {mistake.hint}", first_width=VERDICT_ROOM)
+            named = f"{lead}looks like: {mistake.name}."  # kept on the verdict line, whole
+            message = _wrapped(f"{named} {mistake.hint}", first_width=max(VERDICT_ROOM, len(named)))
             return fail("\n".join(message), mistake=mistake.name)
     return fail(_diagnosis(check, got, expected, problems, lead))
 

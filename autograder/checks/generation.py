@@ -345,26 +345,36 @@ def _sample_parts(fn, logits: torch.Tensor, cases: dict[str, dict[str, Any]], gr
     return out
 
 
+_VISIBLE_SAMPLES = {
+    "t1": {"temperature": 1.0},
+    "t0.5": {"temperature": 0.5},
+    "t2": {"temperature": 2.0},
+    "top_k3": {"temperature": 1.0, "top_k": 3},
+    "top_p0.75": {"temperature": 1.0, "top_p": 0.75},
+    "t0.5_top_p0.8": {"temperature": 0.5, "top_p": 0.8},
+    "top_k4_top_p0.7": {"temperature": 1.0, "top_k": 4, "top_p": 0.7},
+}
+_HIDDEN_SAMPLES = {
+    "t0.7": {"temperature": 0.7},
+    "t1.5_top_k5": {"temperature": 1.5, "top_k": 5},
+    "top_k1": {"temperature": 1.0, "top_k": 1},
+    "t1.3_top_p0.6": {"temperature": 1.3, "top_p": 0.6},
+    "t0.8_top_k4_top_p0.8": {"temperature": 0.8, "top_k": 4, "top_p": 0.8},
+}
+
+
+def _samples_described(samples: dict[str, dict[str, Any]], logits: int) -> dict[str, str]:
+    return {part: f"{DRAWS:,} draws from {logits} logits, " + ", ".join(f"{k}={v}" for k, v in settings.items())
+            for part, settings in samples.items()}
+
+
 def _probe_sample(fn) -> Outputs:
-    return _sample_parts(fn, _VISIBLE_LOGITS, {
-        "t1": {"temperature": 1.0},
-        "t0.5": {"temperature": 0.5},
-        "t2": {"temperature": 2.0},
-        "top_k3": {"temperature": 1.0, "top_k": 3},
-        "top_p0.75": {"temperature": 1.0, "top_p": 0.75},
-        "t0.5_top_p0.8": {"temperature": 0.5, "top_p": 0.8},
-        "top_k4_top_p0.7": {"temperature": 1.0, "top_k": 4, "top_p": 0.7},
-    }, greedy=seeded_randn(4, 8, seed=540), seed=541)  # fmt: skip
+    return _sample_parts(fn, _VISIBLE_LOGITS, _VISIBLE_SAMPLES, greedy=seeded_randn(4, 8, seed=540), seed=541)
 
 
 def _probe_sample_hidden(fn) -> Outputs:
-    return _sample_parts(fn, _HIDDEN_LOGITS, {
-        "t0.7": {"temperature": 0.7},
-        "t1.5_top_k5": {"temperature": 1.5, "top_k": 5},
-        "top_k1": {"temperature": 1.0, "top_k": 1},
-        "t1.3_top_p0.6": {"temperature": 1.3, "top_p": 0.6},
-        "t0.8_top_k4_top_p0.8": {"temperature": 0.8, "top_k": 4, "top_p": 0.8},
-    }, greedy=seeded_randn(6, 12, seed=550, scale=3.0), seed=551)  # fmt: skip
+    return _sample_parts(fn, _HIDDEN_LOGITS, _HIDDEN_SAMPLES, greedy=seeded_randn(6, 12, seed=550, scale=3.0),
+                         seed=551)
 
 
 _SAMPLE_HINTS = {
@@ -383,11 +393,9 @@ _pair("sample_next", "sample_next", sample_next_by_quantiles, (_probe_sample, _p
       SAMPLE_MISTAKES, _SAMPLE_HINTS, tolerance=FREQUENCY_TOLERANCE,
       inputs={"greedy": "sample_next(logits, temperature=0), logits of shape (4, 8)",
               "reproducible": "two calls with generators seeded alike",
-              **{part: f"10,000 draws from 8 logits with {part.replace('_', ', ')}" for part in
-                 ("t1", "t0.5", "t2", "top_k3", "top_p0.75", "t0.5_top_p0.8", "top_k4_top_p0.7")}},
+              **_samples_described(_VISIBLE_SAMPLES, len(_VISIBLE_LOGITS))},
       cases={"greedy": "temperature 0 on wider logits", "reproducible": "two calls with generators seeded alike",
-             **{part: f"10,000 draws from 12 logits with {part.replace('_', ', ')}" for part in
-                ("t0.7", "t1.5_top_k5", "top_k1", "t1.3_top_p0.6", "t0.8_top_k4_top_p0.8")}})
+             **_samples_described(_HIDDEN_SAMPLES, len(_HIDDEN_LOGITS))})
 
 
 # ---- the model the generation checks run ----------------------------------------------------------------------------
