@@ -352,7 +352,7 @@ def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
         return Result(check.id, 0.0, check.points, False, mistake, message)
 
     if outcome.error is not None:
-        return fail(lead + outcome.error)
+        return fail("\n".join(_wrapped(lead + outcome.error, first_width=VERDICT_ROOM)[:MAX_LINES]))
     got = outcome.outputs or {}
     expected = _reference_outputs(check, check.reference)
     problems = _differences(got, expected, check.atol, check.rtol, check.kinds)

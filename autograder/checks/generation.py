@@ -553,22 +553,16 @@ def _probe_generate_hidden(fn) -> Outputs:
     return out
 
 
-_GENERATION_INPUTS = {
+_GENERATION_INPUTS = {  # what the two loops' probes share
     "short": "a prompt of 3 tokens, 4 new, temperature 0 (block_size 8)",
-    "long": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)",
-    "context_lengths": "the context lengths the model saw while generating `long`",
     "top_k_1": "top_k=1 with a seeded generator", "top_p_tiny": "top_p=0.001 at temperature 3",
     "reproducible": "twice with generators seeded alike, the global seed changed",
     "no_grad": "whether gradients were on in any call of the model",
-    "uses_cache": "whether the model saw fewer tokens than uncached generation feeds it",
-    "sliding": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)",
 }
 _GENERATION_CASES = {
-    "short": "a bigger model, batch of 3, a short prompt", "long": "a bigger model, past block_size",
-    "context_lengths": "the context lengths the model saw, past block_size",
+    "short": "a bigger model, batch of 3, a short prompt",
     "top_k_1": "top_k=1", "top_p_tiny": "a tiny top_p", "reproducible": "generators seeded alike",
-    "no_grad": "gradients in any call of the model", "uses_cache": "whether the cache is used",
-    "sliding": "a bigger model, past block_size",
+    "no_grad": "gradients in any call of the model",
 }
 
 _GENERATE_HINTS = {
@@ -581,9 +575,12 @@ _GENERATE_HINTS = {
 
 _pair("generate", "generate", generate, (_probe_generate, _probe_generate_hidden), (2, 1),
       "generate(model, idx, max_new_tokens, ...): crop to block_size, sample from the last position, append",
-      GENERATE_MISTAKES, _GENERATE_HINTS, tolerance=EXACT, inputs=_GENERATION_INPUTS,
-      cases={**_GENERATION_CASES, "full_window_prompt": "a prompt of block_size tokens",
-             "zero_new_tokens": "max_new_tokens = 0"})
+      GENERATE_MISTAKES, _GENERATE_HINTS, tolerance=EXACT,
+      inputs={**_GENERATION_INPUTS, "long": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)",
+              "context_lengths": "the context lengths the model saw while generating `long`"},
+      cases={**_GENERATION_CASES, "long": "a bigger model, past block_size",
+             "context_lengths": "the context lengths the model saw, past block_size",
+             "full_window_prompt": "a prompt of block_size tokens", "zero_new_tokens": "max_new_tokens = 0"})
 
 
 # ---- the KV cache ---------------------------------------------------------------------------------------------------
@@ -839,6 +836,8 @@ _pair("generate_cached", "generate_cached", generate_cached,
        "full_window_prompt": "a prompt of block_size tokens fills the window at once: the next step must slide",
        **_SETTINGS_HINTS,
        "no_grad": "generation needs no gradients: decorate generate_cached with @torch.no_grad()"},
-      tolerance=EXACT, inputs=_GENERATION_INPUTS,
-      cases={**_GENERATION_CASES, "full_window_prompt": "a prompt of block_size tokens",
-             "one_token_prompt": "a one-token prompt, 10 new tokens"})
+      tolerance=EXACT,
+      inputs={**_GENERATION_INPUTS, "uses_cache": "whether the model saw fewer tokens than uncached generation feeds it",
+              "sliding": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)"},
+      cases={**_GENERATION_CASES, "uses_cache": "whether the cache is used", "sliding": "a bigger model, past block_size",
+             "full_window_prompt": "a prompt of block_size tokens", "one_token_prompt": "a one-token prompt, 10 new tokens"})

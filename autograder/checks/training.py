@@ -293,7 +293,8 @@ _pair("adamw", "AdamW", torch.optim.AdamW, (_probe_adamw, _probe_adamw_hidden), 
       "moments, eps after the sqrt; the same updates as torch.optim.AdamW", ADAMW_MISTAKES,
       {"tiny_grads_step1": "with tiny gradients eps matters: it goes after the square root",
        "step1": "the very first step: check the bias correction and the decay"}, tolerance=ADAM_TOLERANCE,
-      inputs={"step": "three parameters in two groups (weight_decay 0.1 and 0), after each of 3 steps",
+      inputs={**{f"step{i}": f"three parameters in two groups (weight_decay 0.1 and 0), after step {i} of 3"
+                 for i in (1, 2, 3)},
               "tiny_grads": "tiny gradients (1e-3) and eps=1e-3, after each of 2 steps"},
       cases={"betas": "betas (0.8, 0.95), other decays, 6 steps", "no_grad": "a parameter without a gradient "
              "every other step"})
