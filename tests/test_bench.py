@@ -35,3 +35,13 @@ def test_bpe_bench_reports_identical_ids(tmp_path):
     out = run("bench_bpe.py", "--vocab_size=300", f"--text={text}")
     assert "identical ids: True" in out
     assert "merges in" in out
+
+
+def test_feedback_bench_times_every_self_check_and_grade_of_a_lesson():
+    out = run("bench_feedback.py", "--lessons", "02_attention", "--no-status")
+    checks = [line.split() for line in out.splitlines() if line.startswith("attention.")]
+    assert [row[0] for row in checks] == ["attention.average_past", "attention.softmax", "attention.causal_mask",
+                                          "attention.scaled_dot_product_attention", "attention.causal_self_attention"]
+    assert all(row[2] == "✓" for row in checks), out
+    assert "slowest self-check: attention." in out
+    assert any(line.startswith("02_attention") and "15/15" in line for line in out.splitlines()), out
