@@ -103,8 +103,30 @@ class Result:
     message: str
 
     def line(self) -> str:
+        """The verdict as the check cell shows it: the message's lines wrapped to LINE_WIDTH, the first one after
+        the verdict (with a named mistake's name whole on it), at most MAX_LINES."""
         mark = "✓" if self.passed else "✗"
-        return f"{mark} {self.id} ({format_points(self.points)}/{format_points(self.max_points)}): {self.message}"
+        prefix = f"{mark} {self.id} ({format_points(self.points)}/{format_points(self.max_points)}): "
+        name_end = self.message.find(f"looks like: {self.mistake}.") + len(f"looks like: {self.mistake}.")
+        first_width = max(LINE_WIDTH - len(prefix), name_end if self.mistake else 0)
+        return prefix + "\n".join(wrap(self.message, first_width)[:MAX_LINES])
+
+
+MAX_LINES = 8  # of a verdict, as the learner reads it under the check cell
+LINE_WIDTH = 110
+
+
+def wrap(message: str, first_width: int) -> list[str]:
+    """A message's lines (``\\n``-separated) in lines of at most LINE_WIDTH characters, the first at most
+    ``first_width``; a line's continuations are indented two spaces more than it."""
+    lines = []
+    for paragraph in message.split("\n"):
+        indent = " " * (len(paragraph) - len(paragraph.lstrip(" ")) + 2)
+        options = dict(break_long_words=False, break_on_hyphens=False)
+        head, *rest = textwrap.wrap(paragraph, LINE_WIDTH if lines else first_width, **options) or [""]
+        lines += [head, *textwrap.wrap(" ".join(rest), LINE_WIDTH, initial_indent=indent, subsequent_indent=indent,
+                                       **options)]
+    return lines
 
 
 def format_points(points: float) -> str:
@@ -213,12 +235,11 @@ def _reference_outputs(check: Check, implementation: Any) -> Outputs:
     return _expected_cache[key]
 
 
-def _matches(got: Outputs, expected: Outputs, atol: float, rtol: float, kinds: Mapping[str, str] = {}) -> bool:
-    return not _differences(got, expected, atol, rtol, kinds)
+def _matches(got: Outputs, expected: Outputs, atol: float, rtol: float, kinds: Mapping[str, str] | None = None) -> bool:
+    return not _differences(got, expected, atol, rtol, kinds or {})
 
 
-def _differences(got: Outputs, expected: Outputs, atol: float, rtol: float,
-                 kinds: Mapping[str, str] = {}) -> dict[str, str]:
+def _differences(got: Outputs, expected: Outputs, atol: float, rtol: float, kinds: Mapping[str, str]) -> dict[str, str]:
     """For each output that is not within tolerance, one line that says what is wrong, without a value."""
     problems = {}
     for key, want in expected.items():
@@ -235,12 +256,10 @@ def _differences(got: Outputs, expected: Outputs, atol: float, rtol: float,
             if have.dtype != want.dtype:
                 problems[key] = f"dtype {have.dtype}, expected {want.dtype}"
             elif not torch.equal(have, want):
-                wrong = (have != want).nonzero()
-                problems[key] = f"{len(wrong)} of {want.numel()} entries wrong, first at {_index(wrong[0])}"
+                problems[key] = _entries_wrong(have, want)
         elif not (have.dtype.is_floating_point or want.dtype.is_floating_point) and atol == rtol == 0:
             if not torch.equal(have, want):  # ids, counts, lengths: how many are wrong, not by how much
-                wrong = (have != want).nonzero()
-                problems[key] = f"{len(wrong)} of {want.numel()} entries wrong, first at {_index(wrong[0])}"
+                problems[key] = _entries_wrong(have, want)
         elif have.dtype.is_floating_point != want.dtype.is_floating_point:
             problems[key] = (f"dtype {have.dtype}, expected "
                              f"{'a floating' if want.dtype.is_floating_point else 'an integer'} dtype")
@@ -251,6 +270,19 @@ def _differences(got: Outputs, expected: Outputs, atol: float, rtol: float,
 
 def _index(idx: torch.Tensor | tuple[int, ...]) -> str:
     return "(" + ", ".join(str(int(i)) for i in idx) + ")"
+
+
+def _at(idx: torch.Tensor | tuple[int, ...]) -> str:
+    return f" at {_index(idx)}" if len(idx) else ""  # a 0-d output has one value: no position to give
+
+
+def _first(idx: torch.Tensor) -> str:
+    return f", first{_at(idx)}" if len(idx) else ""
+
+
+def _entries_wrong(have: torch.Tensor, want: torch.Tensor) -> str:
+    wrong = (have != want).nonzero()
+    return f"{len(wrong)} of {want.numel()} entries wrong{_first(wrong[0])}"
 
 
 def _largest_error(have: torch.Tensor, want: torch.Tensor) -> tuple[int, ...]:
@@ -270,37 +302,32 @@ def _value_difference(have: torch.Tensor, want: torch.Tensor, atol: float, rtol:
     bad_have = ~torch.isfinite(have) & torch.isfinite(want)
     if bad_have.any():
         first = bad_have.nonzero()[0]
-        return f"{int(bad_have.sum())} NaN/inf values where finite ones were expected, first at {_index(first)}"
+        return f"{int(bad_have.sum())} NaN/inf values where finite ones were expected{_first(first)}"
     diff = (have - want).abs().nan_to_num(nan=math.inf)
     nonzero = want != 0  # a relative error means nothing where the expected value is 0
     relative = ""
     if nonzero.any():
         relative = f" (max rel error {(diff[nonzero] / want[nonzero].abs()).max().item():.3g})"
     outside = (diff > atol + rtol * want.abs()).float().mean().item()
-    return (f"max abs error {diff.max().item():.3g} at {_index(_largest_error(have, want))}{relative}; "
+    return (f"max abs error {diff.max().item():.3g}{_at(_largest_error(have, want))}{relative}; "
             f"{100 * outside:.3g}% outside atol {atol:g}, rtol {rtol:g}")
 
 
-MAX_LINES = 8  # a diagnosis, as the learner reads it under the check cell
-LINE_WIDTH = 110
 LISTED_PARTS = 4
 
 
-VERDICT_ROOM = LINE_WIDTH - 40  # the first line follows "✗ <check id> (0/2): "
-
-
-def _wrapped(text: str, indent: str = "  ", first_width: int = LINE_WIDTH) -> list[str]:
-    """``text`` in lines of at most LINE_WIDTH characters (the first at most ``first_width``)."""
-    first, *rest = textwrap.wrap(text, first_width, break_long_words=False, break_on_hyphens=False) or [""]
-    return [first] + textwrap.wrap(" ".join(rest), LINE_WIDTH, initial_indent=indent, subsequent_indent=indent,
-                                   break_long_words=False, break_on_hyphens=False)
+def _verdict_room(check: Check) -> int:
+    """The width left to a message's first line, which follows "✗ <check id> (0/10): " (the visible id: the check
+    cell shows a hidden failure under it)."""
+    return LINE_WIDTH - len(check.id.removesuffix(".hidden")) - 12
 
 
 def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str, str], lead: str) -> str:
     """A failure past the catalogue, in at most MAX_LINES lines: the first wrong output and what differs there, by
     kind of value; on a visible probe its input and values (the learner's and the expected), on a hidden one its case
     in words instead; the hints of the wrong outputs, each once; which other outputs are wrong and which are right.
-    Blocks that do not fit are left out, the least useful first."""
+    Blocks (a message line each, but the values' two) that would not fit once wrapped are left out, the least useful
+    first."""
     first = next(iter(problems))
     several = len(expected) > 1
 
@@ -309,11 +336,11 @@ def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str
 
     case = values.entry(check.cases, first) if check.hidden else None
     label = f"{case}: " if case else f"[{first}] " if several else ""
-    headline = _wrapped(lead + label + problems[first], first_width=VERDICT_ROOM)
+    headline = [lead + label + problems[first]]
     shown_input, shown_values = [], []
     if not check.hidden:
         if text := values.entry(check.inputs, first):
-            shown_input = _wrapped(f"  input: {text}", "    ")
+            shown_input = [f"  input: {text}"]
         have, want = got.get(first), expected[first]
         if have is not None and have.dtype == want.dtype:
             kind = values.kind_of(check.kinds, first)
@@ -326,14 +353,15 @@ def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str
     right = list(dict.fromkeys(named(key) for key in right if key not in problems))
     right_on = _listed("right on: ", right, ", ") if several else []
     hints = list(dict.fromkeys(filter(None, (values.entry(check.part_hints, key) for key in problems))))
-    hint_blocks = [_wrapped("hint: " + hint) for hint in hints]
+    hint_blocks = [["hint: " + hint] for hint in hints]
     order = [headline, shown_input, shown_values, also_wrong, right_on, *hint_blocks]
     priority = [headline, shown_values, *hint_blocks[:1], shown_input, right_on, also_wrong, *hint_blocks[1:]]
     kept, used = set(), 0
     for block in priority:
-        if block and used + len(block) <= MAX_LINES:
+        height = len(wrap("\n".join(block), _verdict_room(check) if block is headline else LINE_WIDTH))
+        if block and used + height <= MAX_LINES:
             kept.add(id(block))
-            used += len(block)
+            used += height
     return "\n".join(line for block in order if id(block) in kept for line in block)
 
 
@@ -341,7 +369,7 @@ def _listed(label: str, names: list[str], separator: str) -> list[str]:
     if not names:
         return []
     more = f" and {len(names) - LISTED_PARTS} more" if len(names) > LISTED_PARTS else ""
-    return _wrapped(label + separator.join(names[:LISTED_PARTS]) + more)
+    return [label + separator.join(names[:LISTED_PARTS]) + more]
 
 
 def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
@@ -352,7 +380,7 @@ def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
         return Result(check.id, 0.0, check.points, False, mistake, message)
 
     if outcome.error is not None:
-        return fail("\n".join(_wrapped(lead + outcome.error, first_width=VERDICT_ROOM)[:MAX_LINES]))
+        return fail(lead + outcome.error)
     got = outcome.outputs or {}
     expected = _reference_outputs(check, check.reference)
     problems = _differences(got, expected, check.atol, check.rtol, check.kinds)
@@ -360,9 +388,7 @@ def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
         return Result(check.id, check.points, check.points, True, None, "correct")
     for mistake in check.mistakes:
         if _matches(got, _reference_outputs(check, mistake.implementation), check.atol, check.rtol, check.kinds):
-            named = f"{lead}looks like: {mistake.name}."  # kept on the verdict line, whole
-            message = _wrapped(f"{named} {mistake.hint}", first_width=max(VERDICT_ROOM, len(named)))
-            return fail("\n".join(message), mistake=mistake.name)
+            return fail(f"{lead}looks like: {mistake.name}. {mistake.hint}", mistake=mistake.name)
     return fail(_diagnosis(check, got, expected, problems, lead))
 
 

@@ -837,7 +837,8 @@ _pair("generate_cached", "generate_cached", generate_cached,
        **_SETTINGS_HINTS,
        "no_grad": "generation needs no gradients: decorate generate_cached with @torch.no_grad()"},
       tolerance=EXACT,
-      inputs={**_GENERATION_INPUTS, "uses_cache": "whether the model saw fewer tokens than uncached generation feeds it",
-              "sliding": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)"},
-      cases={**_GENERATION_CASES, "uses_cache": "whether the cache is used", "sliding": "a bigger model, past block_size",
-             "full_window_prompt": "a prompt of block_size tokens", "one_token_prompt": "a one-token prompt, 10 new tokens"})
+      inputs={**_GENERATION_INPUTS, "sliding": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)",
+              "uses_cache": "whether the model saw fewer tokens than uncached generation feeds it"},
+      cases={**_GENERATION_CASES, "uses_cache": "whether the cache is used",
+             "sliding": "a bigger model, past block_size", "full_window_prompt": "a prompt of block_size tokens",
+             "one_token_prompt": "a one-token prompt, 10 new tokens"})
