@@ -6,12 +6,14 @@ A check has two halves, kept apart on purpose:
   tensors. It is the only code that touches learner code, so it can run in the learner's kernel or in a sandboxed
   process whose tensors are sent back;
 * the **judge** (``judge`` below) never runs learner code. It computes what the reference gives on the same probe,
-  compares with tolerances, and diagnoses: a known mistake by name with a hint, or else shape, dtype, the largest
-  absolute and relative error and where it is, and which isolation part (one token, first query, …) went wrong.
+  compares with tolerances, and diagnoses: a known mistake by name with a hint, or else what differs, worded by the
+  kind of value (``autograder.values``: a dict's keys, a list's or a string's first difference, a tensor's largest
+  error and its row), and which isolation part (one token, first query, …) went wrong.
 
 A mistake is a *variant of the reference* with one plausible error in it (attention without the 1/√d scale, a
 mask applied after the softmax, …). The judge runs the probe on each variant too: when the learner's outputs match
-a variant's, the learner made that mistake. Messages never print expected values.
+a variant's, the learner made that mistake. A hidden check's message never shows an input or a value (its case is
+described in words); a visible check's may show its small input, and the learner's value beside the expected one.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ class Check:
     ``"pairs"``; the key ``"*"`` for every other output; a tensor otherwise). A visible check's ``inputs`` gives, per
     output, the (small) call that made it, shown with a difference; a hidden check's ``cases`` describes, per output,
     its case in words (``"huge logits (|x| ≈ 1e4)"``), shown instead of its input, which stays secret. A key of
-    ``inputs`` or ``cases`` names an output, or the prefix or suffix (before or after an ``_``) that several outputs
-    of one case share.
+    ``kinds``, ``inputs``, ``cases`` or ``part_hints`` names an output, or the prefix or suffix (before or after an
+    ``_``) that several outputs of one case share (``values.entry``).
     """
 
     id: str
@@ -413,10 +415,9 @@ def run_exercise(check_id: str, obj: Any) -> Result:
     """The visible check and its hidden twin (when there is one) as one verdict, for the exercise's points: what the
     learner's check cell shows, so that its ✓ means the exercise is graded full marks. A hidden failure is told by its
     case and diagnosis, never its input."""
-    visible = run_check(check_id, obj)
+    visible = run_check(check_id, obj)  # loads the checks
     hidden_id = check_id + ".hidden"
-    _load_all_checks()
-    if hidden_id not in CHECKS or check_id.endswith(".hidden"):
+    if check_id.endswith(".hidden") or hidden_id not in CHECKS:
         return visible
     hidden_check = CHECKS[hidden_id]
     lead = "the visible probe passes, but a hidden case fails — "

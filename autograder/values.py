@@ -75,11 +75,11 @@ def difference(kind: str, have: torch.Tensor, want: torch.Tensor) -> str | None:
     mine, theirs = _as_list(have, kind), _as_list(want, kind)
     if mine == theirs:
         return None
-    what = "character" if kind == TEXT else "id"
     at = _first_difference(mine, theirs)
     if len(mine) == len(theirs):
-        return f"first difference at position {at} (of {_count(len(theirs), what)})"
-    return f"{_count(len(mine), what)} where {len(theirs)} were expected, first difference at position {at}"
+        return f"first difference at position {at} (of {_count(len(theirs), 'character' if kind == TEXT else 'item')})"
+    what = f"a text of {_count(len(mine), 'character')}" if kind == TEXT else f"a list of {len(mine)}"
+    return f"{what} where {len(theirs)} were expected, first difference at position {at}"
 
 
 def _count(n: int, what: str) -> str:

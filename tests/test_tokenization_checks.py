@@ -550,12 +550,12 @@ class CharReturnsTensor(CharTokenizer):
     ("CharTokenizer", CharReturnsTensor, "expected a list of int token ids"),
     ("get_pair_counts", lambda ids: list(zip(ids, ids[1:])), "expected a dict"),
     ("get_pair_counts", lambda ids: {f"{a},{b}": 1 for a, b in zip(ids, ids[1:])}, "expected pairs of ids"),
-    ("merge", lambda ids, pair, new_id: tuple(ids), "were expected, first difference at position"),
+    ("merge", lambda ids, pair, new_id: tuple(ids), "first difference at position"),
     ("merge", lambda ids, pair, new_id: [float(i) for i in ids], "contains a float where an int was expected"),
     ("train_bpe", lambda text, vocab_size: list(reference.train_bpe(text, vocab_size, None)), "expected a dict"),
     ("train_bpe", lambda text, vocab_size: {}, "missing (of"),
     ("encode", lambda text, merges: text.encode("utf-8"), "returned bytes; expected a list of int token ids"),
-    ("encode", lambda text, merges: list(text.encode("utf-8")), "were expected, first difference at position"),
+    ("encode", lambda text, merges: list(text.encode("utf-8")), "first difference at position"),
     ("decode", lambda ids, vocab: b"".join(vocab[i] for i in ids), "returned bytes; expected a str"),
     ("decode", lambda ids, vocab: b"".join(vocab[i] for i in ids).decode("utf-8"), "UnicodeDecodeError"),
     ("split_chunks", lambda text: re.findall(GPT2_PATTERN, text), "the `regex` package"),
@@ -564,7 +564,7 @@ class CharReturnsTensor(CharTokenizer):
     ("encode_chunked", lambda text, merges: [encode(w, merges) for w in split_chunks(text)],
      "merges) contains a list where an int was expected"),
     ("encode_with_special", lambda text, merges, special, allowed_special=(): encode_chunked(text, merges)[:-1],
-     "were expected, first difference at position"),
+     "first difference at position"),
 ])  # fmt: skip
 def test_wrong_answers_fail_with_a_useful_message(target, implementation, expected_message):
     for check_id in checks_of(target):

@@ -10,7 +10,7 @@ every output is converted on the way out:
 * merges ``{(left, right): new_id}`` → an (N, 3) int64 tensor, rows in the dict's order (the order they were
   learned); pair counts ``{(left, right): count}`` → the same, rows sorted by pair (a count dict has no order)
   (kind ``pairs``);
-* a list of chunks (strs) → the int64 tensor of their lengths in bytes, plus their concatenated bytes;
+* a list of chunks (strs) → their lengths (kind ``ids``), plus their text joined (kind ``text``);
 * "did this raise, and was it a ValueError?" → two 0-d bool tensors.
 
 Everything is compared exactly (atol = rtol = 0). The reference is ``gpt_reference.tokenizer``; each mistake is it
@@ -106,12 +106,10 @@ def _pair_table(value, what: str, sort: bool) -> torch.Tensor:
 
 
 def _chunks(value, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A list of strs as (their lengths in bytes, their bytes joined)."""
+    """A list of strs as (their lengths, their text joined)."""
     if not isinstance(value, list | tuple) or not all(isinstance(chunk, str) for chunk in value):
         raise ProbeError(f"{what} returned {type(value).__name__}; expected a list of str chunks")
-    pieces = [chunk.encode("utf-8") for chunk in value]
-    return (torch.tensor([len(p) for p in pieces], dtype=torch.int64),
-            torch.tensor(list(b"".join(pieces)), dtype=torch.uint8))
+    return ids_tensor(len(chunk) for chunk in value), text_tensor("".join(value))
 
 
 def _raises(call: Callable[[], object]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -611,7 +609,7 @@ def _split(fn, text: str, name: str) -> Outputs:
     except re.error as e:
         raise ProbeError(f"the pattern does not compile with Python's `re` ({e}): \\p{{L}} and \\p{{N}} need the "
                          "`regex` package (import regex; regex.findall(pattern, text))") from None
-    return {f"{name}_lengths": lengths, f"{name}_bytes": joined}
+    return {f"{name}_lengths": lengths, f"{name}_text": joined}
 
 
 def _probe_split(fn) -> Outputs:
@@ -629,10 +627,10 @@ def _probe_split_hidden(fn) -> Outputs:
 
 _pair("split_chunks", "split_chunks", split_chunks, (_probe_split, _probe_split_hidden), (1, 1),
       "GPT-2's regex pre-tokenization (regex package, \\p{L}, \\p{N})", SPLIT_MISTAKES,
-      {"empty_lengths": "an empty text has no chunks: return []"}, kinds={"*": IDS},
-      inputs={"english": "split_chunks(\"Hello world! It's 2024, isn't it?\"), chunk lengths in bytes and bytes",
-              "non_ascii": "split_chunks('Café naïve 字 x2 snake_case'), chunk lengths in bytes and bytes",
-              "whitespace": "split_chunks('one   two\\n\\nthree  '), chunk lengths in bytes and bytes"},
+      {"empty_lengths": "an empty text has no chunks: return []"}, kinds={"lengths": IDS, "text": TEXT},
+      inputs={"english": "split_chunks(\"Hello world! It's 2024, isn't it?\"): the chunks' lengths, their text",
+              "non_ascii": "split_chunks('Café naïve 字 x2 snake_case'): the chunks' lengths, their text",
+              "whitespace": "split_chunks('one   two\\n\\nthree  '): the chunks' lengths, their text"},
       cases={"empty": "an empty text", "contractions": "contractions and a decimal number",
              "mixed": "non-Latin letters, digits, tabs and emoji", "code": "indented code"})
 
