@@ -75,10 +75,10 @@ def difference(kind: str, have: torch.Tensor, want: torch.Tensor) -> str | None:
     mine, theirs = _as_list(have, kind), _as_list(want, kind)
     if mine == theirs:
         return None
-    at = _first_difference(mine, theirs)
+    at, unit = _first_difference(mine, theirs), "character" if kind == TEXT else "item"
     if len(mine) == len(theirs):
-        return f"first difference at position {at} (of {_count(len(theirs), 'character' if kind == TEXT else 'item')})"
-    what = f"a text of {_count(len(mine), 'character')}" if kind == TEXT else f"a list of {len(mine)}"
+        return f"first difference at position {at} (of {_count(len(theirs), unit)})"
+    what = f"a text of {_count(len(mine), unit)}" if kind == TEXT else f"a list of {len(mine)}"
     return f"{what} where {len(theirs)} were expected, first difference at position {at}"
 
 

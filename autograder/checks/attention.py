@@ -440,7 +440,8 @@ MODULE_PART_HINTS = {
     "causality": "changing the last token changed earlier outputs: some position sees the future (mask orientation, "
                  "softmax axis, or how heads are split and merged)",
     "full": "the full sequence mixes all positions and heads: check the scale, the mask, and the head reshapes",
-    "bias_false_config": "with config.bias False: derive the head size from the config",
+    "bias_false_config": "with config.bias False the weights load but the output is wrong: nothing may depend on a "
+                         "bias, and the head size is n_embd // n_head of this config",
     "bias_false_has_biases": "with config.bias False: build the Linear layers with bias=config.bias",
 }
 
