@@ -1,5 +1,6 @@
 """Lesson 02's checks: correct implementations pass, every catalogued mistake is recognised by name when a learner
-makes it, other wrong answers fail with a message that helps, and no message shows expected values.
+makes it, other wrong answers fail with a message that helps, and a message shows expected values only on a visible
+probe, beside the learner's own.
 
 The mutants below are written the way a learner would write them, independently of the mistake variants in
 ``autograder/checks/attention.py``: a mutant that is not named means the catalogue misses how the mistake looks.
