@@ -1,5 +1,5 @@
 """Lesson 01's checks: correct implementations pass, every catalogued mistake is recognised by name when a learner
-makes it, other wrong answers fail with a message that helps, and no message shows expected values.
+makes it, other wrong answers fail with a message that helps, and a named mistake's message shows no expected values.
 
 The mutants below are written the way a learner would write them, independently of the mistake variants in
 ``autograder/checks/tokenization.py``: a mutant that is not named means the catalogue misses how the mistake looks.
