@@ -109,8 +109,9 @@ class Result:
         the verdict (with a named mistake's name whole on it), at most MAX_LINES."""
         mark = "✓" if self.passed else "✗"
         prefix = f"{mark} {self.id} ({format_points(self.points)}/{format_points(self.max_points)}): "
-        name_end = self.message.find(f"looks like: {self.mistake}.") + len(f"looks like: {self.mistake}.")
-        first_width = max(LINE_WIDTH - len(prefix), name_end if self.mistake else 0)
+        named = f"looks like: {self.mistake}."
+        name_end = self.message.find(named) + len(named) if self.mistake and named in self.message else 0
+        first_width = max(LINE_WIDTH - len(prefix), name_end)
         return prefix + "\n".join(wrap(self.message, first_width)[:MAX_LINES])
 
 
