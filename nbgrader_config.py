@@ -31,6 +31,9 @@ c.CourseDirectory.db_url = f"sqlite:///{os.path.join(root, 'gradebook.db')}"
 # a check cell reports as "not implemented yet". Outputs and execution counts are cleared by ClearOutput, which is
 # part of nbgrader's default release pipeline; the sources are committed without outputs anyway.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# A notebook folder's .hints.json counts the hints read there (autograder.hints): an author's own from trying the
+# source notebook is not released, and a learner's stays out of the copies nbgrader makes of a submission.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hints.json"]
 
 # ---- autograde: running a submission -------------------------------------------------------------------------------
 # Per-cell limit in seconds. Measured on the reference solutions (2-core CPU, demo cells skipped): the setup cell,

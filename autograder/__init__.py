@@ -4,8 +4,9 @@ diagnosis. One registry of checks (``autograder.checks``) serves notebook check 
 
 In a notebook::
 
-    from autograder import check
+    from autograder import check, hint
     check("attention.softmax", softmax)   # one line, ✓ or ✗ with a diagnosis; raises while the notebook is graded
+    hint("attention.softmax")             # stuck? the next hint for that exercise (autograder.hints)
 
     from autograder import yours
     CausalSelfAttention = yours("02_attention").CausalSelfAttention   # your earlier lesson's object, or the reference's
@@ -16,8 +17,9 @@ Imported in a notebook's kernel, it also lets Run All go past exercises that are
 
 from . import notebook
 from .core import Check, Mistake, ProbeError, Result, check, checks_for, get_check, run_check
+from .hints import hint
 from .yours import yours
 
-__all__ = ["Check", "Mistake", "ProbeError", "Result", "check", "checks_for", "get_check", "run_check", "yours"]
+__all__ = ["Check", "Mistake", "ProbeError", "Result", "check", "checks_for", "get_check", "hint", "run_check", "yours"]
 
 notebook.install()

@@ -26,6 +26,7 @@ HEADER_LIMIT = 64 * 2**10
 DTYPES = {str(t): t for t in (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32,
                                torch.int16, torch.int8, torch.uint8, torch.bool)}  # fmt: skip
 MALFORMED = "the notebook's process sent back something other than plain tensors"
+MISTAKE_CAP = 60  # characters of a mistake's name
 
 
 def printable(text: str, cap: int = MESSAGE_CAP) -> str:
@@ -108,7 +109,7 @@ def _read(fd: int, count: int, deadline: float) -> bytes | str | None:
 def encode_outcome(outcome: ProbeOutcome) -> bytes:
     """An outcome as a frame. Its tensors must be plain dense CPU tensors (as ``core.run_probe`` returns them)."""
     if outcome.error is not None:
-        return frame({"error": outcome.error[: 2 * MESSAGE_CAP]}, b"")
+        return frame({"error": outcome.error[: 2 * MESSAGE_CAP], "mistake": outcome.mistake}, b"")
     tensors, chunks = [], []
     for name, tensor in (outcome.outputs or {}).items():
         if str(tensor.dtype) not in DTYPES:
@@ -127,7 +128,9 @@ def decode_outcome(data: bytes) -> ProbeOutcome:
     except ValueError:
         return ProbeOutcome(error=MALFORMED)
     if isinstance(header.get("error"), str):
-        return ProbeOutcome(error=printable(header["error"]))
+        mistake = header.get("mistake")  # a name the worker's run_probe gave (ownwork's), or None
+        return ProbeOutcome(error=printable(header["error"]),
+                            mistake=printable(mistake, MISTAKE_CAP) if isinstance(mistake, str) else None)
     tensors = header.get("tensors")
     if not isinstance(tensors, list):
         return ProbeOutcome(error=MALFORMED)

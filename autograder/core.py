@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from . import values
+from . import ownwork, values
 
 Outputs = dict[str, torch.Tensor]
 
@@ -58,7 +58,8 @@ class Check:
     ``target`` is the name the learner defines (``"causal_mask"``). ``probe(obj)`` returns named output tensors;
     ``reference`` and every mistake's ``implementation`` are fed to the same probe. ``part_hints`` maps an output
     name (an isolation part such as ``"one_token"``) to what a wrong value there points at. ``atol``/``rtol`` are
-    chosen per check (dtype and depth) and stated in the lesson.
+    chosen per check (dtype and depth) and stated in the lesson. ``forbidden`` names the APIs the exercise is to be
+    written without, as the lesson writes them (``"F.layer_norm"``, ``"nn.LayerNorm"``; see ``autograder.ownwork``).
 
     How a failure is worded: ``kinds`` says what an output really is (``autograder.values``: ``"ids"``, ``"text"``,
     ``"pairs"``; the key ``"*"`` for every other output; a tensor otherwise). A visible check's ``inputs`` gives, per
@@ -80,6 +81,7 @@ class Check:
     part_hints: Mapping[str, str] = field(default_factory=dict)
     atol: float = 1e-5
     rtol: float = 1e-4
+    forbidden: tuple[str, ...] = ()
     kinds: Mapping[str, str] = field(default_factory=dict)
     inputs: Mapping[str, str] = field(default_factory=dict)
     cases: Mapping[str, str] = field(default_factory=dict)
@@ -87,10 +89,12 @@ class Check:
 
 @dataclass
 class ProbeOutcome:
-    """What came back from running a probe: outputs, or a reason for the learner why there are none."""
+    """What came back from running a probe: outputs, or a reason for the learner why there are none, with the
+    mistake it names when it is one (``ownwork.BORROWED``, ``ownwork.FORBIDDEN``)."""
 
     outputs: Outputs | None = None
     error: str | None = None
+    mistake: str | None = None
 
 
 @dataclass
@@ -187,9 +191,23 @@ def checks_for(lesson: str) -> list[Check]:
 
 
 def run_probe(check: Check, obj: Any) -> ProbeOutcome:
-    """Run the probe on the learner's object, turning every failure into a reason the learner can act on."""
+    """Run the probe on the learner's object, turning every failure into a reason the learner can act on. An
+    object that is not the learner's own work (the reference's, the checks' or torch's, or one that calls a forbidden
+    API while probed: ``autograder.ownwork``) fails whatever its outputs."""
     if obj is None:
         return ProbeOutcome(error=f"`{check.target}` is not defined: run its cell, or check the name")
+    finding = ownwork.borrowed(check, obj)
+    if finding is None:
+        outcome = None  # stays None when the watch stopped the probe: then there is a finding
+        with ownwork.watching(check) as watch:
+            outcome = _probe(check, obj)
+        finding = watch.finding()
+    if finding is not None:
+        return ProbeOutcome(error=finding.message, mistake=finding.mistake)
+    return outcome
+
+
+def _probe(check: Check, obj: Any) -> ProbeOutcome:
     try:
         outputs = check.probe(obj)
     except NotImplementedError:
@@ -383,7 +401,7 @@ def judge(check: Check, outcome: ProbeOutcome, lead: str = "") -> Result:
         return Result(check.id, 0.0, check.points, False, mistake, message)
 
     if outcome.error is not None:
-        return fail(lead + outcome.error)
+        return fail(lead + outcome.error, outcome.mistake)
     got = outcome.outputs or {}
     expected = _reference_outputs(check, check.reference)
     problems = _differences(got, expected, check.atol, check.rtol, check.kinds)

@@ -40,6 +40,7 @@ import pytest
 
 from .channel import printable
 from .core import Result, format_points
+from .hints import hints_used
 from .jail import unavailable_reason
 from .loader import MESSAGE_CAP, NotebookError, read_cells
 from .sandbox import Limits
@@ -334,16 +335,19 @@ def read_batch(out_csv: str | os.PathLike) -> list[BatchRow]:
 
 
 def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADERS) -> list[str]:
-    """One line per lesson notebook under ``lessons_dir`` (``<lesson>/<lesson>.ipynb``): its score, or why not."""
+    """One line per lesson notebook under ``lessons_dir`` (``<lesson>/<lesson>.ipynb``): its score, or why not, and
+    how many hints were read in its folder (``autograder.hints``)."""
     lines = []
     for notebook in sorted(Path(lessons_dir).glob("*/*.ipynb")):
         if any(part.startswith(".") for part in notebook.parts[-2:]):
             continue
         name = notebook.parent.name
+        used = hints_used(notebook.parent)
+        hints = f"; {used} hint{'s' if used != 1 else ''} used" if used else ""
         try:
             report = grade(notebook, graders=graders)
         except GradingError as e:
-            lines.append(f"{name:<16} not graded: {str(e).splitlines()[0]}")
+            lines.append(f"{name:<16} not graded: {str(e).splitlines()[0]}{hints}")
             continue
         passed = sum(r.passed for r in report.checks)
         todo = next((r.id for r in report.checks if not r.passed), None)
@@ -351,5 +355,5 @@ def progress(lessons_dir: str | os.PathLike, graders: str | os.PathLike = GRADER
         line = f"{name:<16} {score} {passed} of {len(report.checks)} checks pass"
         line += f"; next: {todo}" if todo else ""
         line += f"; {len(report.problems)} cell(s) with problems" if report.problems else ""
-        lines.append(line)
+        lines.append(line + hints)
     return lines

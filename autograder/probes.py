@@ -34,17 +34,19 @@ def register_pair(
     cases: Mapping[str, str],
     inputs: Mapping[str, str] | None = None,
     kinds: Mapping[str, str] | None = None,
+    forbidden: tuple[str, ...] = (),
 ) -> None:
     """Register ``<topic>.<name>`` (the first probe) and ``<topic>.<name>.hidden`` (the second).
 
     ``cases`` describes the hidden probe's cases in words, ``inputs`` shows the visible probe's (small) inputs, and
-    ``kinds`` says what the outputs of both are (see ``Check``)."""
+    ``kinds`` says what the outputs of both are (see ``Check``). ``forbidden``: the APIs the lesson says to write the
+    object without (``"F.layer_norm"``), flagged by both checks."""
     for probe, pts, hidden in zip(probes, points, (False, True)):
         register(Check(
             id=f"{topic}.{name}" + (".hidden" if hidden else ""), lesson=lesson, target=target, probe=probe,
             reference=reference, points=pts, hidden=hidden, description=description, mistakes=mistakes,
             part_hints=part_hints or {}, kinds=kinds or {}, inputs={} if hidden else inputs or {},
-            cases=cases if hidden else {}, **tolerance,
+            cases=cases if hidden else {}, forbidden=forbidden, **tolerance,
         ))  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from autograder import get_check, run_check
-from autograder.core import _matches, _reference_outputs
+from autograder.core import ProbeOutcome, _matches, _reference_outputs, judge
 from autograder.loader import load_notebook
 
 SOLUTIONS = Path(__file__).parents[1] / "solutions"
@@ -47,9 +47,12 @@ def mistake_catalogue_tests(checks, mutants, crashes=frozenset()):
     @pytest.mark.parametrize(("check_id", "mistake"), cases)
     def test_each_catalogued_variant_is_named_as_itself(check_id, mistake):
         """The judge names the first mistake whose outputs match, so a variant named as another (or passing)
-        would make that name ambiguous."""
-        variant = next(m for m in get_check(check_id).mistakes if m.name == mistake)
-        assert run_check(check_id, variant.implementation).mistake == mistake
+        would make that name ambiguous. The variant's outputs are judged as they are: handed in as an answer, the
+        checks' own code is not the learner's (``autograder.ownwork``)."""
+        check = get_check(check_id)
+        variant = next(m for m in check.mistakes if m.name == mistake)
+        outputs = _reference_outputs(check, variant.implementation)
+        assert judge(check, ProbeOutcome(outputs=outputs)).mistake == mistake
 
     @pytest.mark.parametrize("check_id", [c.id for c in checks])
     def test_no_two_variants_agree(check_id):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder.core import checks_for
+
 BENCH = Path(__file__).parents[1] / "bench"
 
 
@@ -35,6 +37,13 @@ def test_bpe_bench_reports_identical_ids(tmp_path):
     out = run("bench_bpe.py", "--vocab_size=300", f"--text={text}")
     assert "identical ids: True" in out
     assert "merges in" in out
+
+
+def test_ownwork_bench_times_every_check_and_the_solutions_pass_watched():
+    out = run("bench_ownwork.py", "--lessons", "02_attention", "--repeats", "1")
+    assert "every solution passes watched: True" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("attention.")]
+    assert [row[0] for row in rows] == [check.id for check in checks_for("02_attention")]
 
 
 def test_feedback_bench_times_every_self_check_and_grade_of_a_lesson():

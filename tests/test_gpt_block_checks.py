@@ -8,6 +8,7 @@ The mutants are written the way a learner would write them, independently of the
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 from lesson_contract import mistake_catalogue_tests, solution_notebook_tests
@@ -16,9 +17,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from autograder import checks_for, get_check, run_check
-from gpt_reference.model import GPT as ReferenceGPT
-from gpt_reference.model import MLP as ReferenceMLP
-from gpt_reference.model import Block as ReferenceBlock
+from autograder.core import ProbeOutcome, _reference_outputs, judge
 from gpt_reference.model import CausalSelfAttention
 
 CHECKS = checks_for("03_gpt_block")
@@ -47,21 +46,84 @@ def gelu_sigmoid(x):  # 0.5(1 + tanh(z)) = sigmoid(2z)
     return x * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3)))
 
 
+def gelu_tanh(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+class LearnerMLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(gelu_sigmoid(self.c_fc(x))))
+
+
 class NanoGPTBlock(nn.Module):
+    """On the lesson-02 attention the lesson carries forward (the reference's, as while grading)."""
+
     def __init__(self, config):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.attn = CausalSelfAttention(config, impl="manual")
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = ReferenceMLP(config)
+        self.mlp = LearnerMLP(config)
 
     def forward(self, x):
         h = x + self.attn(self.ln_1(x))
         return h + self.mlp(self.ln_2(h))
 
 
-def count_by_building(config):  # GPT-2 medium and xl are too large to build: counted by a learner's formula
-    return ReferenceGPT(config).num_params() if config.n_embd < 100 else counting()(config)
+class LearnerGPT(nn.Module):
+    """nanoGPT's GPT on the Block above."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([NanoGPTBlock(config) for _ in range(config.n_layer)]),
+            ln_f=TorchLayerNorm(config.n_embd, config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx, targets=None):
+        T = idx.size(1)
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(torch.arange(T)))
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+        return logits, loss
+
+
+def count_by_parts(config):
+    C, bias = config.n_embd, config.bias
+
+    def linear(n_in, n_out):
+        return n_in * n_out + (n_out if bias else 0)
+
+    layer_norm = 2 * C if bias else C
+    block = 2 * layer_norm + linear(C, 3 * C) + linear(C, C) + linear(C, 4 * C) + linear(4 * C, C)
+    return config.vocab_size * C + config.block_size * C + config.n_layer * block + layer_norm
 
 
 def load_with_copy(model, hf_state):
@@ -72,9 +134,9 @@ def load_with_copy(model, hf_state):
                 params[k].copy_(v.T if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")) else v)
 
 
-ALTERNATIVES = {"LayerNorm": [TorchLayerNorm], "gelu": [gelu_sigmoid, partial_gelu := (lambda x: F.gelu(x, approximate="tanh"))],
-                "MLP": [ReferenceMLP], "Block": [NanoGPTBlock, ReferenceBlock], "GPT": [ReferenceGPT],
-                "count_params": [count_by_building], "load_hf_state_dict": [load_with_copy]}
+ALTERNATIVES = {"LayerNorm": [TorchLayerNorm], "gelu": [gelu_sigmoid, gelu_tanh], "MLP": [LearnerMLP],
+                "Block": [NanoGPTBlock], "GPT": [LearnerGPT], "count_params": [count_by_parts],
+                "load_hf_state_dict": [load_with_copy]}
 
 
 @pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
@@ -83,6 +145,15 @@ def test_correct_alternatives_pass(check_id):
     for implementation in ALTERNATIVES[check.target]:
         result = run_check(check_id, implementation)
         assert result.passed, result.message
+
+
+@pytest.mark.parametrize("check_id", checks_of("gelu"))
+def test_torch_gelu_is_within_tolerance(check_id):
+    """torch's tanh GELU gives outputs the checks accept (handed in as an answer it is not the learner's own:
+    tests/test_ownwork.py)."""
+    check = get_check(check_id)
+    outputs = _reference_outputs(check, partial(F.gelu, approximate="tanh"))
+    assert judge(check, ProbeOutcome(outputs=outputs)).passed
 
 
 # ---- mutants, one per catalogued mistake ---------------------------------------------------------------------------
@@ -100,10 +171,10 @@ def _affine(self, y):
 
 
 def block_mutant(forward):
-    return type("MutantBlock", (ReferenceBlock,), {"forward": lambda self, x: forward(self, x)})
+    return type("MutantBlock", (NanoGPTBlock,), {"forward": lambda self, x: forward(self, x)})
 
 
-class GPTWithoutPositions(ReferenceGPT):
+class GPTWithoutPositions(LearnerGPT):
     def forward(self, idx, targets=None):
         if idx.size(1) > self.config.block_size:
             raise ValueError("too long")
@@ -114,7 +185,7 @@ class GPTWithoutPositions(ReferenceGPT):
         return logits, None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 
-class GPTWithoutLnF(ReferenceGPT):
+class GPTWithoutLnF(LearnerGPT):
     def forward(self, idx, targets=None):
         if idx.size(1) > self.config.block_size:
             raise ValueError("too long")
@@ -125,14 +196,14 @@ class GPTWithoutLnF(ReferenceGPT):
         return logits, None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 
-class GPTUntied(ReferenceGPT):
+class GPTUntied(LearnerGPT):
     def __init__(self, config):
         super().__init__(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
 
 
 def init_mutant(std):
-    class Mutant(ReferenceGPT):
+    class Mutant(LearnerGPT):
         def __init__(self, config):
             super().__init__(config)
             for block in self.transformer.h:
@@ -141,7 +212,7 @@ def init_mutant(std):
     return Mutant
 
 
-class DefaultEmbeddings(ReferenceGPT):
+class DefaultEmbeddings(LearnerGPT):
     def __init__(self, config):
         super().__init__(config)
         self.transformer.wte.weight.data.normal_()
@@ -178,7 +249,7 @@ MUTANTS = {
         "unbiased variance": layer_norm_mutant(lambda s, x: _affine(s, (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5))),
         "eps outside the square root": layer_norm_mutant(lambda s, x: _affine(s, (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True, unbiased=False) + 1e-5))),
         "normalised over the wrong axis": layer_norm_mutant(lambda s, x: _affine(s, (x - x.mean(-2, keepdim=True)) / torch.sqrt(x.var(-2, keepdim=True, unbiased=False) + 1e-5))),
-        "missing affine weight and bias": layer_norm_mutant(lambda s, x: F.layer_norm(x, s.weight.shape, eps=1e-5)),
+        "missing affine weight and bias": layer_norm_mutant(lambda s, x: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5)),
     },
     "gelu": {
         "exact (erf) GELU": lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2))),
@@ -186,8 +257,8 @@ MUTANTS = {
         "missing the 0.044715·x³ term": lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x)),
     },
     "MLP": {
-        "exact (erf) GELU": type("M", (ReferenceMLP,), {"forward": lambda s, x: s.c_proj(nn.GELU()(s.c_fc(x)))}),
-        "ReLU instead of GELU": type("M", (ReferenceMLP,), {"forward": lambda s, x: s.c_proj(torch.relu(s.c_fc(x)))}),
+        "exact (erf) GELU": type("M", (LearnerMLP,), {"forward": lambda s, x: s.c_proj(nn.GELU()(s.c_fc(x)))}),
+        "ReLU instead of GELU": type("M", (LearnerMLP,), {"forward": lambda s, x: s.c_proj(torch.relu(s.c_fc(x)))}),
     },
     "Block": {
         "post-LN block": block_mutant(lambda s, x: s.ln_2((y := s.ln_1(x + s.attn(x)))  + s.mlp(y))),
@@ -231,12 +302,12 @@ class Renamed(nn.Module):
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
 
 
-class LogitsOnly(ReferenceGPT):
+class LogitsOnly(LearnerGPT):
     def forward(self, idx, targets=None):
         return super().forward(idx, targets)[0]
 
 
-class IndexErrorWhenTooLong(ReferenceGPT):
+class IndexErrorWhenTooLong(LearnerGPT):
     def forward(self, idx, targets=None):
         x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.size(1)))
         for block in self.transformer.h:

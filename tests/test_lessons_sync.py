@@ -55,7 +55,7 @@ def test_there_are_lessons() -> None:
 def test_lessons_are_what_make_release_generates(lesson: str, released: Path) -> None:
     fresh, committed = released / lesson, ROOT / "lessons" / lesson
     assert committed.is_dir(), f"lessons/{lesson}/ is missing: run `make release`"
-    comparison = filecmp.dircmp(fresh, committed, ignore=[".ipynb_checkpoints", "__pycache__"])
+    comparison = filecmp.dircmp(fresh, committed, ignore=[".ipynb_checkpoints", "__pycache__", ".hints.json"])
     stale = comparison.left_only + comparison.right_only + comparison.diff_files + comparison.funny_files
     assert not stale, f"lessons/{lesson}/ differs from solutions/{lesson}/ in {stale}: run `make release`"
     for name in comparison.common_files:  # dircmp compares sizes and dates only; compare contents

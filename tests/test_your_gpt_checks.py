@@ -248,7 +248,7 @@ def write_with_model_generate(model, tokenizer, prompt, max_new_tokens, temperat
 
 
 ALTERNATIVES = {
-    "BPETokenizer": [tokenizer_class(), CachingTokenizer, ReferenceTokenizer],
+    "BPETokenizer": [tokenizer_class(), CachingTokenizer],
     "GPT": [gpt_class(), CachesAlwaysGPT],
     "train": [train_loop(), train_while],
     "generate_text": [writer(), write_with_model_generate],

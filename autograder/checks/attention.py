@@ -157,7 +157,8 @@ _pair("softmax", "softmax", partial(torch.softmax, dim=-1), (_probe_softmax, _pr
               "dim0": "softmax(x, dim=0), x of shape (3, 4, 5) from randn"},
       cases={"dim1": "softmax along dim=1 of a 3-D tensor", "dim_minus2": "softmax along dim=-2",
              "huge_logits": "huge logits (|x| ≈ 1e4)", "minus_inf_entries": "rows with -inf entries",
-             "single_entry": "rows of a single entry"})
+             "single_entry": "rows of a single entry"},
+      forbidden=("torch.softmax", "F.softmax", "Tensor.softmax"))
 
 
 # ---- causal_mask: True where query t may attend to key s, i.e. s ≤ t -----------------------------------------------
@@ -325,7 +326,8 @@ _pair("scaled_dot_product_attention", "scaled_dot_product_attention", scaled_dot
               "causal": "scaled_dot_product_attention(q, k, v, causal_mask(5)), the same q, k, v"},
       cases={"long_head": "head size 16, causal mask", "long_head_no_mask": "head size 16, no mask",
              "fewer_queries": "3 queries and 5 keys (the last rows of the causal mask), as with a KV cache",
-             "padding_mask": "a (B, 1, 1, T) padding mask"})
+             "padding_mask": "a (B, 1, 1, T) padding mask"},
+      forbidden=("F.scaled_dot_product_attention",))
 
 
 # ---- CausalSelfAttention, with GPT-2's names -----------------------------------------------------------------------

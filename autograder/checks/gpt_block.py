@@ -158,7 +158,8 @@ _pair("layer_norm", "LayerNorm", ReferenceLayerNorm, (_probe_layer_norm, _probe_
                       "the axis"},
       inputs={"full": "LayerNorm(8, bias=True) on x of shape (2, 5, 8) from randn × 3 + 1",
               "small_variance": "the same, on x × 1e-3", "unit_affine": "the same x, weight 1 and bias 0"},
-      cases={"wide": "48 features", "no_bias": "bias=False, 16 features"})
+      cases={"wide": "48 features", "no_bias": "bias=False, 16 features"},
+      forbidden=("nn.LayerNorm", "F.layer_norm"))
 
 
 # ---- GELU -----------------------------------------------------------------------------------------------------------
@@ -196,7 +197,8 @@ _pair("gelu", "gelu", gelu, (_probe_gelu, _probe_gelu_hidden), (1, 1),
       "GPT-2's tanh approximation of GELU, elementwise", GELU_MISTAKES,
       {"large": "for large |x| GELU is x (positive) or 0 (negative): no inf or NaN"}, tolerance=GELU_TOLERANCE,
       inputs={"range_-4_4": "gelu(torch.linspace(-4, 4, 81))", "zero": "gelu(torch.zeros(3))"},
-      cases={"batch": "a 3-D batch from randn × 2", "large": "large |x| (up to 30)"})
+      cases={"batch": "a 3-D batch from randn × 2", "large": "large |x| (up to 30)"},
+      forbidden=("F.gelu", "nn.GELU"))
 
 
 # ---- MLP ------------------------------------------------------------------------------------------------------------
@@ -537,7 +539,8 @@ _pair("count_params", "count_params", count_params, (_probe_count, _probe_count_
               "bias_false": "count_params(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=2, n_embd=16, "
                             "bias=False))"},
       cases={"gpt2-medium": "GPT-2 medium", "gpt2-xl_no_bias": "GPT-2 XL with bias=False",
-             "one_layer": "a one-layer model"})
+             "one_layer": "a one-layer model"},
+      forbidden=("nn.Module",))  # "without building a model"
 
 
 # ---- loading Hugging Face's layout ----------------------------------------------------------------------------------

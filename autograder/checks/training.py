@@ -204,7 +204,8 @@ _pair("cross_entropy", "cross_entropy", cross_entropy, (_probe_cross_entropy, _p
               "ignore_index": "the small case with ignore_index=2"},
       cases={"padding_default": "targets of -1 (the default ignore_index) among others",
              "one_kept": "a single target that is not ignored", "huge_negative": "logits around -1000",
-             "one_row": "a single row of 12 classes"})
+             "one_row": "a single row of 12 classes"},
+      forbidden=("F.cross_entropy", "F.nll_loss"))
 
 
 # ---- 3 · AdamW ------------------------------------------------------------------------------------------------------
@@ -297,7 +298,8 @@ _pair("adamw", "AdamW", torch.optim.AdamW, (_probe_adamw, _probe_adamw_hidden), 
                  for i in (1, 2, 3)},
               "tiny_grads": "tiny gradients (1e-3) and eps=1e-3, after each of 2 steps"},
       cases={"betas": "betas (0.8, 0.95), other decays, 6 steps", "no_grad": "a parameter without a gradient "
-             "every other step"})
+             "every other step"},
+      forbidden=("torch.optim.AdamW", "torch.optim.Adam"))
 
 
 # ---- 4 · configure_optimizer ----------------------------------------------------------------------------------------
@@ -478,7 +480,8 @@ _pair("clip_grad_norm", "clip_grad_norm", torch.nn.utils.clip_grad_norm_, (_prob
        "below_grads": "below max_norm the gradients stay as they are"}, tolerance=ADAM_TOLERANCE,
       inputs={"above": "clip_grad_norm(three parameters (a generator), max_norm=1.0), total norm above 1",
               "below": "the same, total norm well below max_norm"},
-      cases={"none_grad": "a parameter whose .grad is None", "just_below": "a total norm below max_norm"})
+      cases={"none_grad": "a parameter whose .grad is None", "just_below": "a total norm below max_norm"},
+      forbidden=("torch.nn.utils.clip_grad_norm_",))
 
 
 # ---- 7 · train_step -------------------------------------------------------------------------------------------------
