@@ -166,7 +166,8 @@ def grade(
     if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or collector.broken:
         details = "\n".join(collector.broken) or pytest_output.getvalue()[-2000:]
         raise GradingError(f"the graders for {lesson} did not run (pytest exit code {int(exit_code)}):\n{details}")
-    results = [replace(r, message=printable(r.message, 2 * MESSAGE_CAP)) for r in collector.results]
+    # a report's message is one line: the lines the check cell wraps it into, joined
+    results = [replace(r, message=printable(" ".join(r.message.split()), 2 * MESSAGE_CAP)) for r in collector.results]
     return Report(
         notebook=str(notebook), lesson=lesson, score=sum(r.points for r in results),
         max_score=sum(r.max_points for r in results), checks=results,

@@ -1,6 +1,7 @@
 """Building blocks shared by the lessons' check modules (``autograder/checks/<topic>.py``).
 
-* ``register_pair`` registers a visible check and its hidden twin, which share everything but probe and points.
+* ``register_pair`` registers a visible check and its hidden twin, which share everything but probe, points, the
+  visible probe's inputs and the hidden probe's case descriptions.
 * ``seeded_randn`` makes probe inputs from a private generator, so probing never moves the learner's random state.
 * ``flag`` turns a yes/no property of the learner's code into an output (booleans are compared exactly).
 * ``build_module`` and ``load_reference_weights`` instantiate a learner's ``nn.Module`` and load the reference's
@@ -30,15 +31,22 @@ def register_pair(
     part_hints: Mapping[str, str] | None = None,
     *,
     tolerance: Mapping[str, float],
+    cases: Mapping[str, str],
+    inputs: Mapping[str, str] | None = None,
+    kinds: Mapping[str, str] | None = None,
     forbidden: tuple[str, ...] = (),
 ) -> None:
-    """Register ``<topic>.<name>`` (the first probe) and ``<topic>.<name>.hidden`` (the second). ``forbidden``: the
-    APIs the lesson says to write the object without (``"F.layer_norm"``), flagged by both checks."""
+    """Register ``<topic>.<name>`` (the first probe) and ``<topic>.<name>.hidden`` (the second).
+
+    ``cases`` describes the hidden probe's cases in words, ``inputs`` shows the visible probe's (small) inputs, and
+    ``kinds`` says what the outputs of both are (see ``Check``). ``forbidden``: the APIs the lesson says to write the
+    object without (``"F.layer_norm"``), flagged by both checks."""
     for probe, pts, hidden in zip(probes, points, (False, True)):
         register(Check(
             id=f"{topic}.{name}" + (".hidden" if hidden else ""), lesson=lesson, target=target, probe=probe,
             reference=reference, points=pts, hidden=hidden, description=description, mistakes=mistakes,
-            part_hints=part_hints or {}, forbidden=forbidden, **tolerance,
+            part_hints=part_hints or {}, kinds=kinds or {}, inputs={} if hidden else inputs or {},
+            cases=cases if hidden else {}, forbidden=forbidden, **tolerance,
         ))  # fmt: skip
 
 

@@ -44,3 +44,13 @@ def test_ownwork_bench_times_every_check_and_the_solutions_pass_watched():
     assert "every solution passes watched: True" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("attention.")]
     assert [row[0] for row in rows] == [check.id for check in checks_for("02_attention")]
+
+
+def test_feedback_bench_times_every_self_check_and_grade_of_a_lesson():
+    out = run("bench_feedback.py", "--lessons", "02_attention", "--no-status")
+    checks = [line.split() for line in out.splitlines() if line.startswith("attention.")]
+    assert [row[0] for row in checks] == ["attention.average_past", "attention.softmax", "attention.causal_mask",
+                                          "attention.scaled_dot_product_attention", "attention.causal_self_attention"]
+    assert all(row[2] == "✓" for row in checks), out
+    assert "slowest self-check: attention." in out
+    assert any(line.startswith("02_attention") and "15/15" in line for line in out.splitlines()), out

@@ -4,7 +4,8 @@ Each notebook runs top to bottom in a real kernel (``kernels.execute``: nbclient
 with an error, as JupyterLab's Run All does), demo cells included, with WORKBOOK_QUICK=1, in a course folder that
 holds the lessons side by side:
 
-* a released lesson, untouched: each check cell prints one ``✗ <check> (0/N): not implemented yet``, the hidden
+* a released lesson, untouched: each check cell prints one ``✗ <check> (0/N): not implemented yet`` (N, the points
+  of the visible and the hidden check together: the cell runs both), the hidden
   cells print nothing, a demo that needs an unfinished function says so in one line (``autograder.notebook``), and
   no cell shows an error or a traceback;
 * a solution: each check cell, visible and hidden, prints ✓ with full points, and no cell fails. The solutions of
@@ -62,7 +63,9 @@ def test_run_all_goes_through_a_fresh_lesson(lesson: str, released: Path, kernel
             assert printed(cell) == "", grade_id
             continue
         check = get_check(re.fullmatch(r'check\("([\w.]+)", \w+\)', cell.source).group(1))
-        assert VERDICT_LINE.findall(printed(cell)) == [("✗", check.id, "0", f"{check.points:g}", "not implemented yet")]
+        exercise_points = check.points + get_check(check.id + ".hidden").points  # the cell runs both halves
+        assert VERDICT_LINE.findall(printed(cell)) == [("✗", check.id, "0", f"{exercise_points:g}",
+                                                        "not implemented yet")]
     others = "".join(printed(cell) for cell in cells if cell not in graded)
     assert not VERDICT_LINE.search(others)
     finish_lines = [line for line in others.splitlines() if line.startswith("finish ")]

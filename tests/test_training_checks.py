@@ -332,6 +332,15 @@ def clip_always(parameters, max_norm):
     return total
 
 
+def clip_in_two_passes(parameters, max_norm):
+    total = torch.sqrt(sum(p.grad.pow(2).sum() for p in parameters if p.grad is not None))
+    if total > max_norm:
+        for p in parameters:  # a second loop over a generator: it is empty now
+            if p.grad is not None:
+                p.grad *= max_norm / (total + 1e-6)
+    return total
+
+
 def train_step_mutant(divide=True, zero=True, clip=True):
     def train_step(model, optimizer, batches, grad_clip=1.0):
         total = 0.0
@@ -419,6 +428,7 @@ MUTANTS = {
     "clip_grad_norm": {
         "per-parameter clipping": clip_each,
         "always rescaling": clip_always,
+        "parameters iterated twice": clip_in_two_passes,
     },
     "train_step": {
         "accumulation without dividing the loss": train_step_mutant(divide=False),

@@ -19,6 +19,7 @@ magnitude further away than either.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import partial
 
 import torch
@@ -29,7 +30,7 @@ from gpt_reference.model import CausalSelfAttention as ReferenceSelfAttention
 from gpt_reference.model import average_past, causal_mask, scaled_dot_product_attention
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
-from ..probes import build_module, load_reference_weights, register_pair, seeded_randn
+from ..probes import build_module, flag, load_reference_weights, register_pair, seeded_randn
 
 LESSON = "02_attention"
 OPS_TOLERANCE = dict(atol=1e-5, rtol=1e-4)
@@ -87,7 +88,10 @@ def _probe_average_hidden(fn) -> Outputs:
 
 
 _pair("average_past", "average_past", average_past, (_probe_average, _probe_average_hidden), (1, 1),
-      "x (B, T, C) → position t holds the mean of positions 0..t", AVERAGE_MISTAKES)
+      "x (B, T, C) → position t holds the mean of positions 0..t", AVERAGE_MISTAKES,
+      inputs={"mean": "average_past(x), x of shape (2, 5, 3) from randn"},
+      cases={"longer": "a longer sequence (T = 9)", "one_position": "a single position (T = 1)",
+             "large_values": "values around ±1000"})
 
 
 # ---- softmax ------------------------------------------------------------------------------------------------------
@@ -148,6 +152,12 @@ _pair("softmax", "softmax", partial(torch.softmax, dim=-1), (_probe_softmax, _pr
        "dim_minus2": "wrong along dim=-2: honour the `dim` argument",
        "huge_logits": "wrong on logits of size 1e4: make it numerically stable",
        "minus_inf_entries": "a -inf logit must get weight exactly 0, and the others must still sum to 1"},
+      inputs={"last_dim": "softmax(x), x of shape (4, 6) from randn × 3",
+              "large_logits": "softmax(x), x = [[1000., 999., 990., 0.], [-1000., -999., -1000., -1005.]]",
+              "dim0": "softmax(x, dim=0), x of shape (3, 4, 5) from randn"},
+      cases={"dim1": "softmax along dim=1 of a 3-D tensor", "dim_minus2": "softmax along dim=-2",
+             "huge_logits": "huge logits (|x| ≈ 1e4)", "minus_inf_entries": "rows with -inf entries",
+             "single_entry": "rows of a single entry"},
       forbidden=("torch.softmax", "F.softmax", "Tensor.softmax"))
 
 
@@ -192,7 +202,9 @@ def _probe_mask_hidden(fn) -> Outputs:
 
 
 _pair("causal_mask", "causal_mask", causal_mask, (_probe_mask, _probe_mask_hidden), (1, 1),
-      "(T, T) bool mask, True where query t may attend to key s (s ≤ t)", CAUSAL_MASK_MISTAKES)
+      "(T, T) bool mask, True where query t may attend to key s (s ≤ t)", CAUSAL_MASK_MISTAKES,
+      inputs={"T5": "causal_mask(5)", "T1": "causal_mask(1)"},
+      cases={"T2": "T = 2", "T8": "T = 8", "T33": "a long mask (T = 33)"})
 
 
 # ---- scaled dot-product attention ---------------------------------------------------------------------------------
@@ -209,6 +221,8 @@ STRICT_MASK = "strictly-lower mask (diagonal excluded)"
 SPLIT_NO_TRANSPOSE = "heads split without transposing"
 MERGE_NO_TRANSPOSE = "heads merged without transposing back"
 NO_PROJECTION = "missing output projection"
+MASK_WHEN_NONE = "mask applied when none is given"
+BIAS_ALWAYS = "Linear layers built with bias=True whatever config.bias"
 
 
 def _flawed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *,
@@ -216,6 +230,8 @@ def _flawed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     """The reference's ``scaled_dot_product_attention`` with one named flaw; flaws that are not about attention itself
     leave it untouched."""
     d = k.size(-1)
+    if mask is None and flaw == MASK_WHEN_NONE:
+        mask = causal_mask(k.size(-2))[-q.size(-2):]
     att = (q @ k.transpose(-2, -1)) * {NO_SCALE: 1.0, SCALE_BY_D: 1 / d}.get(flaw, 1 / math.sqrt(d))
     blocked = None if mask is None else (mask if flaw == INVERTED_FILL else ~mask)
     if blocked is not None and flaw not in (MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX):
@@ -249,6 +265,10 @@ ATTENTION_HINTS = {
     MERGE_NO_TRANSPOSE: "(B, n_head, T, head_size) cannot be viewed as (B, T, C) directly: bring T next to B "
                         "first (and make the tensor contiguous), then merge the heads",
     NO_PROJECTION: "the heads' outputs go through one more Linear layer, which mixes them, before they are returned",
+    MASK_WHEN_NONE: "without a mask every query attends to every key: apply the mask only when one is given "
+                    "(`if mask is not None`), and never build a causal mask of your own here",
+    BIAS_ALWAYS: "with config.bias False, c_attn and c_proj have no bias: build them with "
+                 "nn.Linear(..., bias=config.bias)",
 }
 
 
@@ -257,7 +277,8 @@ def _sdpa_mistake(name: str) -> Mistake:
 
 
 SDPA_MISTAKES = tuple(_sdpa_mistake(name) for name in (
-    NO_SCALE, SCALE_BY_D, MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX, FILL_ZERO, INVERTED_FILL, SOFTMAX_AXIS))
+    NO_SCALE, SCALE_BY_D, MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX, FILL_ZERO, INVERTED_FILL, SOFTMAX_AXIS,
+    MASK_WHEN_NONE))
 
 
 def _attend(fn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -278,6 +299,7 @@ def _probe_sdpa(fn) -> Outputs:
 def _probe_sdpa_hidden(fn) -> Outputs:
     q, k, v = _qkv(1, 2, 6, 16, seed=110)
     long_head = _attend(fn, q, k, v, causal_mask(6))
+    long_head_no_mask = _attend(fn, q, k, v)
     # three new queries at positions 2, 3, 4 of a five-token context (what a KV cache produces): the causal mask's
     # last three rows
     q, k, v = _qkv(2, 1, 3, 8, seed=120, T_kv=5)
@@ -286,7 +308,8 @@ def _probe_sdpa_hidden(fn) -> Outputs:
     q, k, v = _qkv(2, 2, 4, 4, seed=130)
     padding = torch.ones(2, 1, 1, 4, dtype=torch.bool)
     padding[1, ..., -1] = False
-    return {"long_head": long_head, "fewer_queries": fewer_queries, "padding_mask": _attend(fn, q, k, v, padding)}
+    return {"long_head": long_head, "long_head_no_mask": long_head_no_mask, "fewer_queries": fewer_queries,
+            "padding_mask": _attend(fn, q, k, v, padding)}
 
 
 _pair("scaled_dot_product_attention", "scaled_dot_product_attention", scaled_dot_product_attention,
@@ -294,10 +317,16 @@ _pair("scaled_dot_product_attention", "scaled_dot_product_attention", scaled_dot
       "softmax(q kᵀ / √d, masked) v on (B, H, T, D), bool mask True = may attend", SDPA_MISTAKES,
       {"no_mask": "already wrong without a mask: check the scale (d is the last dimension of q and k) and that the "
                   "softmax runs over the keys",
+       "long_head_no_mask": "with head size 16 and no mask: check the scale",
        "causal": "with the causal mask: blocked scores must get weight exactly 0 and each row must still sum to 1",
        "long_head": "with head size 16: check the scale",
        "fewer_queries": "with 3 queries and 5 keys the scores are (3, 5): transpose only k's last two dimensions",
        "padding_mask": "a (B, 1, 1, T) mask must broadcast over heads and queries: use the mask you are given"},
+      inputs={"no_mask": "scaled_dot_product_attention(q, k, v), q, k, v of shape (2, 2, 5, 4) from randn",
+              "causal": "scaled_dot_product_attention(q, k, v, causal_mask(5)), the same q, k, v"},
+      cases={"long_head": "head size 16, causal mask", "long_head_no_mask": "head size 16, no mask",
+             "fewer_queries": "3 queries and 5 keys (the last rows of the causal mask), as with a KV cache",
+             "padding_mask": "a (B, 1, 1, T) padding mask"},
       forbidden=("F.scaled_dot_product_attention",))
 
 
@@ -308,6 +337,9 @@ class _FlawedSelfAttention(ReferenceSelfAttention):
     """The reference module, spelled out step by step with one named flaw (see ``_flawed_module``)."""
 
     flaw = ""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(replace(config, bias=True) if self.flaw == BIAS_ALWAYS else config)
 
     def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
         B, T, C = x.size()
@@ -330,7 +362,7 @@ def _flawed_module(name: str) -> Mistake:
 
 MODULE_MISTAKES = tuple(_flawed_module(name) for name in (
     NO_SCALE, SCALE_BY_D, MASK_AFTER_SOFTMAX, INF_AFTER_SOFTMAX, FILL_ZERO, UPPER_MASK, STRICT_MASK, SOFTMAX_AXIS,
-    SPLIT_NO_TRANSPOSE, MERGE_NO_TRANSPOSE, NO_PROJECTION))
+    SPLIT_NO_TRANSPOSE, MERGE_NO_TRANSPOSE, NO_PROJECTION, BIAS_ALWAYS))
 
 
 def _reference_weights(config: GPTConfig, seed: int) -> dict[str, torch.Tensor]:
@@ -374,9 +406,23 @@ def _isolation_parts(cls, config: GPTConfig, x: torch.Tensor, seed: int) -> Outp
             "causality": (changed - full)[:, :-1], "full": full}
 
 
+def _bias_false_parts(cls, config: GPTConfig, x: torch.Tensor, seed: int) -> Outputs:
+    """With config.bias False: whether the module has bias parameters anyway, and its output with the reference's
+    weights (any bias of its own set to zero, so that this one mistake does not hide the others)."""
+    module = build_module(cls, "CausalSelfAttention(config)", config)
+    has_biases = [name for name, _ in module.named_parameters() if name.endswith("bias")]
+    weights = {**{name: torch.zeros_like(p) for name, p in module.named_parameters() if name in has_biases},
+               **_reference_weights(config, seed)}
+    load_reference_weights(module, weights, "c_attn and c_proj, with bias=config.bias")
+    with torch.no_grad():
+        return {"bias_false_config": _forward(module.eval(), x), "bias_false_has_biases": flag(bool(has_biases))}
+
+
 def _probe_module(cls) -> Outputs:
     config = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=8, dropout=0.0, bias=True)
-    return _isolation_parts(cls, config, seeded_randn(2, 6, 8, seed=200), seed=201)
+    outputs = _isolation_parts(cls, config, seeded_randn(2, 6, 8, seed=200), seed=201)
+    config = GPTConfig(block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0, bias=False)
+    return {**outputs, **_bias_false_parts(cls, config, seeded_randn(1, 4, 8, seed=202), seed=203)}
 
 
 def _probe_module_hidden(cls) -> Outputs:
@@ -385,10 +431,7 @@ def _probe_module_hidden(cls) -> Outputs:
     outputs = _isolation_parts(cls, config, seeded_randn(3, 7, 16, seed=210), seed=211)
     # no biases anywhere, three heads
     config = GPTConfig(block_size=8, n_layer=1, n_head=3, n_embd=12, dropout=0.0, bias=False)
-    with torch.no_grad():
-        outputs["bias_false_config"] = _forward(_build(cls, config, _reference_weights(config, 220)),
-                                                seeded_randn(2, 5, 12, seed=221))
-    return outputs
+    return {**outputs, **_bias_false_parts(cls, config, seeded_randn(2, 5, 12, seed=221), seed=220)}
 
 
 MODULE_PART_HINTS = {
@@ -399,10 +442,19 @@ MODULE_PART_HINTS = {
     "causality": "changing the last token changed earlier outputs: some position sees the future (mask orientation, "
                  "softmax axis, or how heads are split and merged)",
     "full": "the full sequence mixes all positions and heads: check the scale, the mask, and the head reshapes",
-    "bias_false_config": "with config.bias False (three heads): build the Linear layers with bias=config.bias and "
-                         "derive the head size from the config",
+    "bias_false_config": "with config.bias False the weights load but the output is wrong: nothing may depend on a "
+                         "bias, and the head size is n_embd // n_head of this config",
+    "bias_false_has_biases": "with config.bias False: build the Linear layers with bias=config.bias",
 }
 
 _pair("causal_self_attention", "CausalSelfAttention", ReferenceSelfAttention, (_probe_module, _probe_module_hidden),
       (3, 2), "GPT-2's CausalSelfAttention (c_attn, c_proj, n_head); reference weights load into it",
-      MODULE_MISTAKES, MODULE_PART_HINTS, tolerance=MODULE_TOLERANCE)
+      MODULE_MISTAKES, MODULE_PART_HINTS, tolerance=MODULE_TOLERANCE,
+      inputs={"one_token": "x[:, :1], one token", "first_query": "x of shape (2, 6, 8), output at position 0",
+              "no_bias": "x of shape (2, 6, 8), every bias set to 0",
+              "causality": "x with its last token changed: outputs before it", "full": "x of shape (2, 6, 8)",
+              "bias_false": "config.bias = False, x of shape (1, 4, 8)"},
+      cases={"one_token": "T = block_size, four heads: one token",
+             "first_query": "T = block_size, four heads: position 0", "no_bias": "four heads, every bias set to 0",
+             "causality": "four heads, the last token changed", "full": "T = block_size, four heads",
+             "bias_false": "config.bias = False, three heads"})

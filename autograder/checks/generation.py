@@ -148,7 +148,13 @@ _pair("top_k_logits", "top_k_logits", top_k_logits, (_probe_top_k, _probe_top_k_
       "top_k_logits(logits, k): keep each row's k largest logits, set the others to -inf", TOP_K_MISTAKES,
       {**_FILTER_HINTS, "k1": "k = 1 keeps only the largest logit of each row",
        "k_above_vocab": "a k at or above the vocabulary size keeps every token (clamp k before torch.topk)",
-       "k_equals_vocab": "k equal to the vocabulary size keeps every token"})
+       "k_equals_vocab": "k equal to the vocabulary size keeps every token"},
+      inputs={"k3": "top_k_logits(logits, 3), logits of shape (4, 10) from randn",
+              "k1": "top_k_logits(logits, 1), logits of shape (3, 10) from randn",
+              "input_unchanged": "the logits passed in, after the calls"},
+      cases={"k5_wide": "k = 5 of 50 tokens", "k_equals_vocab": "k equal to the vocabulary size",
+             "k_above_vocab": "k larger than the vocabulary (k ≥ vocab size)", "one_row": "a single row",
+             "input_unchanged": "the logits passed in, after the calls"})
 
 
 # ---- top-p ----------------------------------------------------------------------------------------------------------
@@ -215,7 +221,14 @@ _pair("top_p_logits", "top_p_logits", top_p_logits, (_probe_top_p, _probe_top_p_
        "crossing": "with probabilities (0.5, 0.3, 0.15, 0.05) and p = 0.9, three tokens stay: 0.5 + 0.3 is short "
                    "of 0.9, and the token that crosses it is kept",
        "tiny_p": "the most likely token always stays, however small p is",
-       "p1": "p = 1 keeps every token"})
+       "p1": "p = 1 keeps every token"},
+      inputs={"crossing": "top_p_logits(log([0.05, 0.3, 0.15, 0.5]), 0.9), two equal rows",
+              "p0.5": "top_p_logits(logits, 0.5), logits of shape (3, 12) from randn",
+              "p0.8": "top_p_logits(logits, 0.8), logits of shape (2, 12) from randn",
+              "input_unchanged": "the logits passed in, after the calls"},
+      cases={"tiny_p": "a tiny p (0.01)", "p1": "p = 1", "wide": "64 tokens, p = 0.7",
+             "crossing_last": "the token that crosses p is the last one kept",
+             "input_unchanged": "the logits passed in, after the calls"})
 
 
 # ---- sample_next ------------------------------------------------------------------------------------------------------
@@ -332,26 +345,36 @@ def _sample_parts(fn, logits: torch.Tensor, cases: dict[str, dict[str, Any]], gr
     return out
 
 
+_VISIBLE_SAMPLES = {
+    "t1": {"temperature": 1.0},
+    "t0.5": {"temperature": 0.5},
+    "t2": {"temperature": 2.0},
+    "top_k3": {"temperature": 1.0, "top_k": 3},
+    "top_p0.75": {"temperature": 1.0, "top_p": 0.75},
+    "t0.5_top_p0.8": {"temperature": 0.5, "top_p": 0.8},
+    "top_k4_top_p0.7": {"temperature": 1.0, "top_k": 4, "top_p": 0.7},
+}
+_HIDDEN_SAMPLES = {
+    "t0.7": {"temperature": 0.7},
+    "t1.5_top_k5": {"temperature": 1.5, "top_k": 5},
+    "top_k1": {"temperature": 1.0, "top_k": 1},
+    "t1.3_top_p0.6": {"temperature": 1.3, "top_p": 0.6},
+    "t0.8_top_k4_top_p0.8": {"temperature": 0.8, "top_k": 4, "top_p": 0.8},
+}
+
+
+def _samples_described(samples: dict[str, dict[str, Any]], logits: int) -> dict[str, str]:
+    return {part: f"{DRAWS:,} draws from {logits} logits, " + ", ".join(f"{k}={v}" for k, v in settings.items())
+            for part, settings in samples.items()}
+
+
 def _probe_sample(fn) -> Outputs:
-    return _sample_parts(fn, _VISIBLE_LOGITS, {
-        "t1": {"temperature": 1.0},
-        "t0.5": {"temperature": 0.5},
-        "t2": {"temperature": 2.0},
-        "top_k3": {"temperature": 1.0, "top_k": 3},
-        "top_p0.75": {"temperature": 1.0, "top_p": 0.75},
-        "t0.5_top_p0.8": {"temperature": 0.5, "top_p": 0.8},
-        "top_k4_top_p0.7": {"temperature": 1.0, "top_k": 4, "top_p": 0.7},
-    }, greedy=seeded_randn(4, 8, seed=540), seed=541)  # fmt: skip
+    return _sample_parts(fn, _VISIBLE_LOGITS, _VISIBLE_SAMPLES, greedy=seeded_randn(4, 8, seed=540), seed=541)
 
 
 def _probe_sample_hidden(fn) -> Outputs:
-    return _sample_parts(fn, _HIDDEN_LOGITS, {
-        "t0.7": {"temperature": 0.7},
-        "t1.5_top_k5": {"temperature": 1.5, "top_k": 5},
-        "top_k1": {"temperature": 1.0, "top_k": 1},
-        "t1.3_top_p0.6": {"temperature": 1.3, "top_p": 0.6},
-        "t0.8_top_k4_top_p0.8": {"temperature": 0.8, "top_k": 4, "top_p": 0.8},
-    }, greedy=seeded_randn(6, 12, seed=550, scale=3.0), seed=551)  # fmt: skip
+    return _sample_parts(fn, _HIDDEN_LOGITS, _HIDDEN_SAMPLES, greedy=seeded_randn(6, 12, seed=550, scale=3.0),
+                         seed=551)
 
 
 _SAMPLE_HINTS = {
@@ -367,7 +390,12 @@ for _part in ("t0.5", "t2", "t0.7"):
 
 _pair("sample_next", "sample_next", sample_next_by_quantiles, (_probe_sample, _probe_sample_hidden), (2, 1),
       "sample_next(logits, temperature, top_k, top_p, generator): one draw per row from the filtered softmax",
-      SAMPLE_MISTAKES, _SAMPLE_HINTS, tolerance=FREQUENCY_TOLERANCE)
+      SAMPLE_MISTAKES, _SAMPLE_HINTS, tolerance=FREQUENCY_TOLERANCE,
+      inputs={"greedy": "sample_next(logits, temperature=0), logits of shape (4, 8)",
+              "reproducible": "two calls with generators seeded alike",
+              **_samples_described(_VISIBLE_SAMPLES, len(_VISIBLE_LOGITS))},
+      cases={"greedy": "temperature 0 on wider logits", "reproducible": "two calls with generators seeded alike",
+             **_samples_described(_HIDDEN_SAMPLES, len(_HIDDEN_LOGITS))})
 
 
 # ---- the model the generation checks run ----------------------------------------------------------------------------
@@ -525,6 +553,18 @@ def _probe_generate_hidden(fn) -> Outputs:
     return out
 
 
+_GENERATION_INPUTS = {  # what the two loops' probes share
+    "short": "a prompt of 3 tokens, 4 new, temperature 0 (block_size 8)",
+    "top_k_1": "top_k=1 with a seeded generator", "top_p_tiny": "top_p=0.001 at temperature 3",
+    "reproducible": "twice with generators seeded alike, the global seed changed",
+    "no_grad": "whether gradients were on in any call of the model",
+}
+_GENERATION_CASES = {
+    "short": "a bigger model, batch of 3, a short prompt",
+    "top_k_1": "top_k=1", "top_p_tiny": "a tiny top_p", "reproducible": "generators seeded alike",
+    "no_grad": "gradients in any call of the model",
+}
+
 _GENERATE_HINTS = {
     **_SETTINGS_HINTS,
     "context_lengths": "the model saw contexts of the wrong lengths: crop to the last block_size tokens every step",
@@ -535,7 +575,12 @@ _GENERATE_HINTS = {
 
 _pair("generate", "generate", generate, (_probe_generate, _probe_generate_hidden), (2, 1),
       "generate(model, idx, max_new_tokens, ...): crop to block_size, sample from the last position, append",
-      GENERATE_MISTAKES, _GENERATE_HINTS, tolerance=EXACT)
+      GENERATE_MISTAKES, _GENERATE_HINTS, tolerance=EXACT,
+      inputs={**_GENERATION_INPUTS, "long": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)",
+              "context_lengths": "the context lengths the model saw while generating `long`"},
+      cases={**_GENERATION_CASES, "long": "a bigger model, past block_size",
+             "context_lengths": "the context lengths the model saw, past block_size",
+             "full_window_prompt": "a prompt of block_size tokens", "zero_new_tokens": "max_new_tokens = 0"})
 
 
 # ---- the KV cache ---------------------------------------------------------------------------------------------------
@@ -616,7 +661,11 @@ _pair("kv_cache", "KVCache", KVCache, (_probe_cache, _probe_cache_hidden), (1, 1
       "KVCache: append(k, v) stores keys and values along the time axis and returns all so far; len() = positions",
       CACHE_MISTAKES,
       {"lengths": "len(cache) is the number of positions stored: 0 when empty",
-       "first_keys": "the first append returns exactly the keys it was given"}, tolerance=EXACT)
+       "first_keys": "the first append returns exactly the keys it was given"}, tolerance=EXACT,
+      inputs={"first": "the first append, 3 positions", "keys": "keys after appends of 3, 1 and 1 positions",
+              "values": "values after appends of 3, 1 and 1 positions", "lengths": "len(cache) after each append"},
+      cases={"first": "the first append, one position", "keys": "five appends, two caches side by side",
+             "values": "five appends, two caches side by side", "lengths": "len(cache) after each of five appends"})
 
 
 # ---- forward_cached -----------------------------------------------------------------------------------------------
@@ -709,7 +758,12 @@ _pair("forward_cached", "forward_cached", forward_cached, (_probe_forward, _prob
        "steps": "one new token at a time: its position is len(cache), and it attends to every cached key",
        "chunk": "several new tokens after a cache: positions past … past + T - 1, mask tril(diagonal=past)",
        "cache_lengths": "every layer's cache must hold every position processed (append once per call)"},
-      tolerance=MODEL_TOLERANCE)
+      tolerance=MODEL_TOLERANCE,
+      inputs={"prefill": "5 tokens, empty caches", "steps": "then 3 calls of one token",
+              "chunk": "then 3 tokens at once", "cache_lengths": "len of every layer's cache at the end"},
+      cases={"prefill": "a bigger model: 3 tokens, empty caches", "steps": "a bigger model: one token at a time",
+             "chunk": "a bigger model: 4 tokens at once after a cache",
+             "cache_lengths": "len of every layer's cache at the end"})
 
 
 # ---- generate_cached ----------------------------------------------------------------------------------------------
@@ -782,4 +836,9 @@ _pair("generate_cached", "generate_cached", generate_cached,
        "full_window_prompt": "a prompt of block_size tokens fills the window at once: the next step must slide",
        **_SETTINGS_HINTS,
        "no_grad": "generation needs no gradients: decorate generate_cached with @torch.no_grad()"},
-      tolerance=EXACT)
+      tolerance=EXACT,
+      inputs={**_GENERATION_INPUTS, "sliding": "a prompt of 6 tokens, 8 new, temperature 0 (past block_size 8)",
+              "uses_cache": "whether the model saw fewer tokens than uncached generation feeds it"},
+      cases={**_GENERATION_CASES, "uses_cache": "whether the cache is used",
+             "sliding": "a bigger model, past block_size", "full_window_prompt": "a prompt of block_size tokens",
+             "one_token_prompt": "a one-token prompt, 10 new tokens"})

@@ -155,7 +155,11 @@ _pair("layer_norm", "LayerNorm", ReferenceLayerNorm, (_probe_layer_norm, _probe_
       LAYER_NORM_MISTAKES,
       {"small_variance": "inputs with a tiny variance: check where eps goes",
        "unit_affine": "with weight 1 and bias 0 only the normalisation is left: check the mean, the variance and "
-                      "the axis"}, forbidden=("nn.LayerNorm", "F.layer_norm"))
+                      "the axis"},
+      inputs={"full": "LayerNorm(8, bias=True) on x of shape (2, 5, 8) from randn × 3 + 1",
+              "small_variance": "the same, on x × 1e-3", "unit_affine": "the same x, weight 1 and bias 0"},
+      cases={"wide": "48 features", "no_bias": "bias=False, 16 features"},
+      forbidden=("nn.LayerNorm", "F.layer_norm"))
 
 
 # ---- GELU -----------------------------------------------------------------------------------------------------------
@@ -192,6 +196,8 @@ def _probe_gelu_hidden(fn) -> Outputs:
 _pair("gelu", "gelu", gelu, (_probe_gelu, _probe_gelu_hidden), (1, 1),
       "GPT-2's tanh approximation of GELU, elementwise", GELU_MISTAKES,
       {"large": "for large |x| GELU is x (positive) or 0 (negative): no inf or NaN"}, tolerance=GELU_TOLERANCE,
+      inputs={"range_-4_4": "gelu(torch.linspace(-4, 4, 81))", "zero": "gelu(torch.zeros(3))"},
+      cases={"batch": "a 3-D batch from randn × 2", "large": "large |x| (up to 30)"},
       forbidden=("F.gelu", "nn.GELU"))
 
 
@@ -242,7 +248,9 @@ def _probe_mlp_hidden(cls) -> Outputs:
 
 _pair("mlp", "MLP", ReferenceMLP, (_probe_mlp, _probe_mlp_hidden), (1, 1),
       "GPT-2's MLP: c_fc 4× wide, tanh GELU, c_proj, dropout", MLP_MISTAKES,
-      {"bias_false_config": "with config.bias False: build both Linear layers with bias=config.bias"})
+      {"bias_false_config": "with config.bias False: build both Linear layers with bias=config.bias"},
+      inputs={"full": "MLP(n_embd=8) with the reference's weights, x of shape (2, 5, 8) from randn"},
+      cases={"wide": "n_embd = 32", "bias_false_config": "config.bias = False"})
 
 
 # ---- Block ----------------------------------------------------------------------------------------------------------
@@ -298,7 +306,10 @@ def _probe_block_hidden(cls) -> Outputs:
 _pair("block", "Block", ReferenceBlock, (_probe_block, _probe_block_hidden), (2, 2),
       "pre-LN transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))", BLOCK_MISTAKES,
       {"one_token": "with one token attention only passes the value through: check the LayerNorms and residuals",
-       "bias_false_config": "with config.bias False: LayerNorm(n_embd, bias=config.bias)"})
+       "bias_false_config": "with config.bias False: LayerNorm(n_embd, bias=config.bias)"},
+      inputs={"one_token": "Block(n_embd=16, 2 heads) with the reference's weights, x of shape (2, 1, 16)",
+              "full": "the same Block, x of shape (2, 6, 16)"},
+      cases={"full_length": "T = block_size, four heads", "bias_false_config": "config.bias = False, three heads"})
 
 
 # ---- GPT ------------------------------------------------------------------------------------------------------------
@@ -400,7 +411,13 @@ _pair("gpt", "GPT", ReferenceGPT, (_probe_gpt, _probe_gpt_hidden), (3, 2),
       {"loss": "the loss is the mean cross-entropy of the logits against the targets, over all B·T positions",
        "too_long_raises_value_error": "an input longer than block_size must raise ValueError with a clear message",
        "lm_head_tied_to_wte": "lm_head.weight and transformer.wte.weight must be the same Parameter"},
-      tolerance=MODEL_TOLERANCE)
+      tolerance=MODEL_TOLERANCE,
+      inputs={"logits": "GPT(2 layers, n_embd 16, vocab 32) with the reference's weights, idx of shape (2, 6)",
+              "loss": "the same call, with targets", "logits_without_targets": "the same idx, no targets",
+              "too_long": "idx of block_size + 1 tokens", "lm_head_tied_to_wte": "the model's parameters"},
+      cases={"logits": "T = block_size, bias=False, three heads", "loss": "T = block_size, bias=False",
+             "logits_without_targets": "no targets, bias=False", "too_long": "idx longer than block_size",
+             "lm_head_tied_to_wte": "bias=False: weight tying"})
 
 
 # ---- initialisation -------------------------------------------------------------------------------------------------
@@ -483,7 +500,10 @@ _pair("init", "GPT", ReferenceGPT, (_probe_init, _probe_init_hidden), (2, 1),
        "std_attn.c_attn": "Linear weights: N(0, 0.02)", "std_mlp.c_fc": "Linear weights: N(0, 0.02)",
        "std_attn.c_proj": "residual projections: 0.02/√(2·n_layer)",
        "std_mlp.c_proj": "residual projections: 0.02/√(2·n_layer)",
-       "max_abs_linear_bias": "biases start at zero"}, tolerance=INIT_TOLERANCE)
+       "max_abs_linear_bias": "biases start at zero"}, tolerance=INIT_TOLERANCE,
+      inputs={"std": "standard deviations of a GPT(n_layer=3, n_embd=48) built with torch.manual_seed(700)",
+              "max_abs_linear_bias": "the largest |bias| of its Linear layers"},
+      cases={"std": "a deeper GPT (n_layer 6), bias=False", "max_abs_linear_bias": "its Linear biases"})
 
 
 # ---- count_params ---------------------------------------------------------------------------------------------------
@@ -527,6 +547,12 @@ def _probe_count_hidden(fn) -> Outputs:
 _pair("count_params", "count_params", count_params, (_probe_count, _probe_count_hidden), (1, 1),
       "the number of parameters of GPT(config), by formula (tied weights counted once)", COUNT_MISTAKES,
       {"bias_false": "with config.bias False there are no biases anywhere"}, tolerance=EXACT,
+      inputs={"gpt2": "count_params(GPTConfig.from_preset('gpt2'))",
+              "gpt-nano": "count_params(GPTConfig.from_preset('gpt-nano', vocab_size=65, block_size=128))",
+              "bias_false": "count_params(GPTConfig(block_size=32, vocab_size=50, n_layer=2, n_head=2, n_embd=16, "
+                            "bias=False))"},
+      cases={"gpt2-medium": "GPT-2 medium", "gpt2-xl_no_bias": "GPT-2 XL with bias=False",
+             "one_layer": "a one-layer model"},
       forbidden=("nn.Module",))  # "without building a model"
 
 
@@ -592,4 +618,9 @@ _pair("load_hf_state_dict", "load_hf_state_dict", load_hf_state_dict, (_probe_lo
       LOADER_MISTAKES,
       {"conv1d_weights": "the four Conv1D weights (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) must be "
                          "transposed",
-       "other_weights": "embeddings, LayerNorms and biases load as they are"}, tolerance=OPS_TOLERANCE)
+       "other_weights": "embeddings, LayerNorms and biases load as they are"}, tolerance=OPS_TOLERANCE,
+      inputs={"conv1d_weights": "the loaded Conv1D weights, from a 2-layer model's state dict in HF's layout",
+              "other_weights": "the other loaded weights", "logits": "the loaded model's logits"},
+      cases={"conv1d_weights": "three layers, a state dict with the old attn.bias buffers",
+             "other_weights": "three layers, the old attn.bias buffers",
+             "logits": "three layers, the old attn.bias buffers"})

@@ -5,11 +5,12 @@ tokens.
 Tokenizers return lists, strings and dicts, but probes return tensors (the sandbox carries only tensors back), so
 every output is converted on the way out:
 
-* token ids (a list of ints) → a 1-D int64 tensor;
-* text (a str) → a uint8 tensor of its UTF-8 bytes;
+* token ids (a list of ints) → a 1-D int64 tensor (kind ``ids``, ``autograder.values``);
+* text (a str) → the int64 tensor of its code points (kind ``text``);
 * merges ``{(left, right): new_id}`` → an (N, 3) int64 tensor, rows in the dict's order (the order they were
-  learned); pair counts ``{(left, right): count}`` → the same, rows sorted by pair (a count dict has no order);
-* a list of chunks (strs) → the int64 tensor of their lengths in bytes, plus their concatenated bytes;
+  learned); pair counts ``{(left, right): count}`` → the same, rows sorted by pair (a count dict has no order)
+  (kind ``pairs``);
+* a list of chunks (strs) → their lengths (kind ``ids``), plus their text joined (kind ``text``);
 * "did this raise, and was it a ValueError?" → two 0-d bool tensors.
 
 Everything is compared exactly (atol = rtol = 0). The reference is ``gpt_reference.tokenizer``; each mistake is it
@@ -47,6 +48,7 @@ from gpt_reference.tokenizer import (
 
 from ..core import Mistake, Outputs, ProbeError
 from ..probes import register_pair
+from ..values import IDS, PAIRS, TEXT, ids_tensor, pairs_tensor, text_tensor
 
 LESSON = "01_tokenization"
 EXACT = dict(atol=0.0, rtol=0.0)
@@ -78,17 +80,17 @@ def _ids(value, what: str) -> torch.Tensor:
         return value.long()
     if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
         raise ProbeError(f"{what} returned {type(value).__name__}; expected a list of int token ids")
-    return torch.tensor([_int(v, what) for v in value], dtype=torch.int64)
+    return ids_tensor(_int(v, what) for v in value)
 
 
 def _text(value, what: str) -> torch.Tensor:
-    """A str as the uint8 tensor of its UTF-8 bytes."""
+    """A str as the tensor of its code points."""
     if isinstance(value, bytes):
         raise ProbeError(f"{what} returned bytes; expected a str: turn the joined bytes into text with "
                          ".decode('utf-8', errors='replace')")
     if not isinstance(value, str):
         raise ProbeError(f"{what} returned {type(value).__name__}; expected a str")
-    return torch.tensor(list(value.encode("utf-8")), dtype=torch.uint8)
+    return text_tensor(value)
 
 
 def _pair_table(value, what: str, sort: bool) -> torch.Tensor:
@@ -100,18 +102,14 @@ def _pair_table(value, what: str, sort: bool) -> torch.Tensor:
         if not (isinstance(key, tuple) and len(key) == 2):
             raise ProbeError(f"{what} has the key {key!r}; expected pairs of ids, tuples (left id, right id)")
         rows.append((_int(key[0], what), _int(key[1], what), _int(n, what)))
-    if sort:
-        rows.sort()
-    return torch.tensor(rows, dtype=torch.int64).reshape(-1, 3)
+    return pairs_tensor(sorted(rows) if sort else rows)
 
 
 def _chunks(value, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A list of strs as (their lengths in bytes, their bytes joined)."""
+    """A list of strs as (their lengths, their text joined)."""
     if not isinstance(value, list | tuple) or not all(isinstance(chunk, str) for chunk in value):
         raise ProbeError(f"{what} returned {type(value).__name__}; expected a list of str chunks")
-    pieces = [chunk.encode("utf-8") for chunk in value]
-    return (torch.tensor([len(p) for p in pieces], dtype=torch.int64),
-            torch.tensor(list(b"".join(pieces)), dtype=torch.uint8))
+    return ids_tensor(len(chunk) for chunk in value), text_tensor("".join(value))
 
 
 def _raises(call: Callable[[], object]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,7 +203,17 @@ CHAR_HINTS = {
 
 _pair("char_tokenizer", "CharTokenizer", CharTokenizer, (_probe_char, _probe_char_hidden),
       (1, 1), "sorted character vocabulary, encode/decode, ValueError on an unknown character", CHAR_MISTAKES,
-      CHAR_HINTS)
+      CHAR_HINTS, kinds={"encode": IDS, "decode": TEXT, "round_trip": TEXT, "single_char_vocab": IDS,
+                         "empty_text": IDS, "empty_ids": TEXT},
+      inputs={"vocab_size": "CharTokenizer('hello world, hi!\\n').vocab_size",
+              "encode": "encode('hello world'), trained on 'hello world, hi!\\n'",
+              "decode": "decode([4, 1, 7, 6, 3]), trained on 'hello world, hi!\\n'",
+              "round_trip": "decode(encode('hello world'))", "unknown": "encode('hello, Bob?'): 'B', ',' and '?' are "
+              "not in the vocabulary"},
+      cases={"vocab_size": "a text with non-ASCII letters and '字'", "encode": "encoding text with non-ASCII letters",
+             "decode": "decoding a list of ids in descending order", "round_trip": "decode(encode(text)), non-ASCII",
+             "unknown": "a character outside the vocabulary", "single_char_vocab": "a one-character vocabulary",
+             "empty_text": "encoding ''", "empty_ids": "decoding []"})
 
 
 # ---- get_pair_counts ------------------------------------------------------------------------------------------------
@@ -246,7 +254,11 @@ def _probe_pair_counts_hidden(fn) -> Outputs:
 
 _pair("get_pair_counts", "get_pair_counts", get_pair_counts, (_probe_pair_counts, _probe_pair_counts_hidden),
       (1, 1), "counts of adjacent pairs (overlapping windows)", PAIR_COUNT_MISTAKES,
-      {"empty": "an empty list (or a single id) has no pairs: return an empty dict"})
+      {"empty": "an empty list (or a single id) has no pairs: return an empty dict"}, kinds={"*": PAIRS},
+      inputs={"example": "get_pair_counts([1, 2, 3, 1, 2])", "repeats": "get_pair_counts([7, 7, 7])",
+              "ends_with_pair": "get_pair_counts([4, 5, 6, 4, 5])"},
+      cases={"empty": "an empty list", "single": "a single id", "four_same": "four equal ids in a row",
+             "long": "200 random ids", "large_ids": "ids above 255"})
 
 
 # ---- merge --------------------------------------------------------------------------------------------------------
@@ -314,15 +326,23 @@ def _probe_merge_hidden(fn) -> Outputs:
 _pair("merge", "merge", merge, (_probe_merge, _probe_merge_hidden), (1, 1),
       "replace a pair by a new id, left to right, without overlaps", MERGE_MISTAKES,
       {"aaa": "merging (7, 7) in 7, 7, 7: merge left to right, and an id that was merged cannot be reused",
-       "empty": "an empty list stays empty", "single": "a single id has no pairs: return it unchanged"})
+       "empty": "an empty list stays empty", "single": "a single id has no pairs: return it unchanged"},
+      kinds={"*": IDS},
+      inputs={"example": "merge([5, 6, 7, 5, 6], (5, 6), 256)", "aaa": "merge([7, 7, 7], (7, 7), 256)",
+              "absent": "merge([1, 2, 3], (3, 1), 256)", "pair_inside": "merge([1, 2, 3, 4], (2, 3), 256)"},
+      cases={"four_same": "four equal ids, their pair merged", "five_same": "five equal ids, their pair merged",
+             "empty": "an empty list", "single": "a single id", "long": "100 random ids",
+             "merged_ids": "ids above 255, merged again"})
 
 
 # ---- train_bpe (no pre-tokenization: the whole text is one sequence of bytes) -----------------------------------
 
 
-def _naive_train(text: str, vocab_size: int, *, choose=None, next_id=None, merge_fn=merge) -> Merges:
-    """Training as a learner writes it, with hooks for the mistakes: which pair wins, which id it gets."""
-    ids = list(text.encode("utf-8"))
+def _naive_train(text: str, vocab_size: int, *, choose=None, next_id=None, merge_fn=merge,
+                 characters: bool = False) -> Merges:
+    """Training as a learner writes it, with hooks for the mistakes: which pair wins, which id it gets, what the
+    text is split into."""
+    ids = [ord(c) for c in text] if characters else list(text.encode("utf-8"))
     choose = choose or (lambda counts: min(counts, key=lambda p: (-counts[p], p)))
     new_id = 256 if next_id is None else next_id(ids)
     merges = {}
@@ -356,6 +376,10 @@ TRAIN_MISTAKES = (
     Mistake("overlapping occurrences merged",
             "your training merges overlapping occurrences of a pair: fix `merge` first (its own check "
             "says more)", partial(_naive_train, merge_fn=_merge_overlapping)),
+    Mistake("trained on characters, not bytes",
+            "byte-level BPE starts from the UTF-8 bytes of the text, list(text.encode('utf-8')): 'é' is two bytes, "
+            "'字' three, and ord(c) of a character can be above 255, where the new ids start",
+            partial(_naive_train, characters=True)),
 )
 
 
@@ -369,6 +393,7 @@ def _probe_train(fn) -> Outputs:
         "classic": _trained(fn, "aaabdaaabac", 259),
         "ties": _trained(fn, "zyzy xwxw abab dcdc", 262),
         "sentence": _trained(fn, "the cat sat on the mat, the rat sat on the hat", 270),
+        "accents": _trained(fn, "crème brûlée, crème", 262),
     }
 
 
@@ -384,8 +409,14 @@ def _probe_train_hidden(fn) -> Outputs:
 _pair("train_bpe", "train_bpe", train_bpe, (_probe_train, _probe_train_hidden), (2, 2),
       "byte-level BPE training: vocab_size - 256 merges, ids from 256, ties → smallest pair", TRAIN_MISTAKES,
       {"runs_out": "when no pair is left (the whole text is one token), stop early and return the merges so far",
-       "no_merges": "vocab_size 256 means no merges at all: return an empty dict",
-       "non_ascii": "train on the UTF-8 bytes of the text (text.encode('utf-8')), not on its characters"})
+       "no_merges": "vocab_size 256 means no merges at all: return an empty dict"},
+      kinds={"*": PAIRS},
+      inputs={"classic": "train_bpe('aaabdaaabac', 259)", "ties": "train_bpe('zyzy xwxw abab dcdc', 262)",
+              "sentence": "train_bpe('the cat sat on the mat, the rat sat on the hat', 270)",
+              "accents": "train_bpe('crème brûlée, crème', 262)"},
+      cases={"non_ascii": "a text with accented letters and '字' (several bytes each)",
+             "runs_out": "a vocab_size larger than the text allows (it runs out of pairs)",
+             "no_merges": "vocab_size 256", "long_runs": "long runs of one letter"})
 
 
 # ---- encode (no pre-tokenization) -----------------------------------------------------------------------------------
@@ -476,7 +507,16 @@ _pair("encode", "encode", encode, (_probe_encode, _probe_encode_hidden), (2, 1),
       {"rank_not_frequency": "merge the pair that was learned first (lowest new id), not the most frequent one",
        "chained_merges": "a merge can create a pair that another merge joins: keep going until no pair has a merge",
        "empty": "an empty text has no tokens: return []",
-       "no_merges": "with no merges the ids are the text's UTF-8 bytes"})
+       "no_merges": "with no merges the ids are the text's UTF-8 bytes"},
+      kinds={"*": IDS},
+      inputs={"rank_not_frequency": "encode('abcbcbc', {(97, 98): 256, (98, 99): 257})",
+              "chained_merges": "encode('abcd', {(97, 98): 256, (256, 99): 257, (257, 100): 258})",
+              "training_text": "encode(the training text, its 44 merges)",
+              "new_text": "encode('that hat sat on a mat; the cat ate crème', the same merges)"},
+      cases={"empty": "an empty text", "one_char": "a one-character text", "no_merges": "no merges at all",
+             "shakespeare": "a text with non-ASCII characters and a merge table from another text",
+             "leftmost_is_not_first": "a pair learned first that is not the leftmost",
+             "frequent_is_not_first": "a frequent pair learned after a rarer one"})
 
 
 # ---- decode ---------------------------------------------------------------------------------------------------------
@@ -525,7 +565,13 @@ def _probe_decode_hidden(fn) -> Outputs:
 
 _pair("decode", "decode", decode, (_probe_decode, _probe_decode_hidden), (1, 1),
       "join the tokens' bytes, then decode UTF-8 with errors='replace'", DECODE_MISTAKES,
-      {"empty": "no ids decode to the empty string"})
+      {"empty": "no ids decode to the empty string"}, kinds={"*": TEXT},
+      inputs={"merged_tokens": "decode(encode('the cat sat on the mat'), vocab)",
+              "split_character": "decode(list('café €'.encode('utf-8')), vocab)",
+              "invalid_bytes": "decode([104, 105, 255, 33], vocab): byte 255 is not valid UTF-8"},
+      cases={"empty": "no ids", "emoji_bytes": "an emoji, one byte per id",
+             "partial_tokens": "tokens that hold parts of characters",
+             "truncated_character": "the first two of a character's three bytes"})
 
 
 # ---- split_chunks: GPT-2's pre-tokenization -------------------------------------------------------------------------
@@ -563,7 +609,7 @@ def _split(fn, text: str, name: str) -> Outputs:
     except re.error as e:
         raise ProbeError(f"the pattern does not compile with Python's `re` ({e}): \\p{{L}} and \\p{{N}} need the "
                          "`regex` package (import regex; regex.findall(pattern, text))") from None
-    return {f"{name}_lengths": lengths, f"{name}_bytes": joined}
+    return {f"{name}_lengths": lengths, f"{name}_text": joined}
 
 
 def _probe_split(fn) -> Outputs:
@@ -581,7 +627,12 @@ def _probe_split_hidden(fn) -> Outputs:
 
 _pair("split_chunks", "split_chunks", split_chunks, (_probe_split, _probe_split_hidden), (1, 1),
       "GPT-2's regex pre-tokenization (regex package, \\p{L}, \\p{N})", SPLIT_MISTAKES,
-      {"empty_lengths": "an empty text has no chunks: return []"})
+      {"empty_lengths": "an empty text has no chunks: return []"}, kinds={"lengths": IDS, "text": TEXT},
+      inputs={"english": "split_chunks(\"Hello world! It's 2024, isn't it?\"): the chunks' lengths, their text",
+              "non_ascii": "split_chunks('Café naïve 字 x2 snake_case'): the chunks' lengths, their text",
+              "whitespace": "split_chunks('one   two\\n\\nthree  '): the chunks' lengths, their text"},
+      cases={"empty": "an empty text", "contractions": "contractions and a decimal number",
+             "mixed": "non-Latin letters, digits, tabs and emoji", "code": "indented code"})
 
 
 # ---- train_bpe_chunked ----------------------------------------------------------------------------------------------
@@ -627,7 +678,12 @@ def _probe_train_chunked_hidden(fn) -> Outputs:
 _pair("train_bpe_chunked", "train_bpe_chunked", train_bpe_chunked,
       (_probe_train_chunked, _probe_train_chunked_hidden), (1, 1),
       "BPE training within split_chunks' chunks: no merge crosses a chunk boundary", TRAIN_CHUNKED_MISTAKES,
-      {"runs_out": "when every chunk has become one token, no pair is left: stop and return the merges so far"})
+      {"runs_out": "when every chunk has become one token, no pair is left: stop and return the merges so far"},
+      kinds={"*": PAIRS},
+      inputs={"sentence": "train_bpe_chunked('the cat sat on the mat. the rat ate the hat. that is that!', 275)",
+              "spaces_and_digits": "train_bpe_chunked('a1 a1 a1   b2 b2   c3.c3.c3', 265)"},
+      cases={"shakespeare": "a few lines of Shakespeare", "non_ascii": "non-ASCII words and contractions",
+             "runs_out": "a vocab_size larger than the text allows (it runs out of pairs)"})
 
 
 # ---- encode_chunked -------------------------------------------------------------------------------------------------
@@ -660,7 +716,11 @@ def _probe_encode_chunked_hidden(fn) -> Outputs:
 _pair("encode_chunked", "encode_chunked", encode_chunked,
       (_probe_encode_chunked, _probe_encode_chunked_hidden), (1, 1),
       "encode each chunk of split_chunks(text) with the merges, then concatenate", ENCODE_CHUNKED_MISTAKES,
-      {"empty": "an empty text has no tokens: return []"})
+      {"empty": "an empty text has no tokens: return []"}, kinds={"*": IDS},
+      inputs={"chunked_merges": "encode_chunked('the cat sat on the hat.', merges trained in chunks)",
+              "unchunked_merges": "encode_chunked('the cat sat on the hat.', merges trained across chunks)"},
+      cases={"empty": "an empty text", "shakespeare": "punctuation, runs of spaces and newlines",
+             "non_ascii": "accented words and an ellipsis"})
 
 
 # ---- encode_with_special ------------------------------------------------------------------------------------------
@@ -747,4 +807,13 @@ _pair("encode_with_special", "encode_with_special", encode_with_special,
        "not_allowed_raises": "a special token in the text that is not allowed must raise an error",
        "not_allowed_value_error": "the error for a special token that is not allowed must be a ValueError",
        "one_not_allowed_raises": "a special token in the text that is not in allowed_special must raise, even when "
-                                 "another one is allowed"})
+                                 "another one is allowed"},
+      kinds={"plain_ids": IDS, "allowed_ids": IDS, "not_allowed_ids": IDS, "both_allowed_ids": IDS,
+             "one_not_allowed_ids": IDS, "other_absent_ids": IDS, "only_special_ids": IDS},
+      inputs={"plain": "encode_with_special('the cat sat on the hat.', merges, special_tokens, allowed_special=set())",
+              "allowed": "'the cat sat.<|endoftext|>the rat sat.' with allowed_special={'<|endoftext|>'}",
+              "not_allowed": "'the cat sat.<|endoftext|>the rat sat.' with allowed_special=set()"},
+      cases={"both_allowed": "two special tokens, both allowed, side by side",
+             "one_not_allowed": "two special tokens, one of them not allowed",
+             "other_absent": "one special token allowed, another one not in the text",
+             "only_special": "a text that is one special token"})

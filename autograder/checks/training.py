@@ -127,7 +127,10 @@ _pair("get_batch", "get_batch", get_batch, (_probe_get_batch, _probe_get_batch_h
       "batch_size random windows: x = data[s : s + block_size], y = data[s + 1 : s + 1 + block_size], "
       "s from torch.randint(len(data) - block_size, (batch_size,), generator=generator)",
       GET_BATCH_MISTAKES, {"next_draw": "draw the offsets with one call, torch.randint(..., (batch_size,), "
-                                        "generator=generator), and nothing else from the generator"}, tolerance=EXACT)
+                                        "generator=generator), and nothing else from the generator"}, tolerance=EXACT,
+      inputs={"x": "get_batch(torch.arange(100, 160), block_size=8, batch_size=6, generator seeded 400)",
+              "y": "the same call: its targets", "next_draw": "the generator's next draw after the call"},
+      cases={"long": "500 tokens, block_size 16, batch_size 4", "short": "12 tokens, block_size 1, batch_size 32"})
 
 
 # ---- 2 · cross_entropy ----------------------------------------------------------------------------------------------
@@ -194,7 +197,15 @@ _pair("cross_entropy", "cross_entropy", cross_entropy, (_probe_cross_entropy, _p
       {"large_logits": "logits of ±1000: make it numerically stable",
        "ignore_index": "targets equal to ignore_index are left out of the sum and the count",
        "batch_and_time": "logits of shape (B, T, V): flatten to (B·T, V) and targets to (B·T,)"},
-      tolerance=LOSS_TOLERANCE, forbidden=("F.cross_entropy", "F.nll_loss"))
+      tolerance=LOSS_TOLERANCE,
+      inputs={"small": "cross_entropy(logits, targets), logits (6, 5) from randn, targets [0, 4, 2, 2, 1, 3]",
+              "large_logits": "the same, logits moved to about ±1000",
+              "batch_and_time": "logits of shape (2, 3, 7), targets of shape (2, 3)",
+              "ignore_index": "the small case with ignore_index=2"},
+      cases={"padding_default": "targets of -1 (the default ignore_index) among others",
+             "one_kept": "a single target that is not ignored", "huge_negative": "logits around -1000",
+             "one_row": "a single row of 12 classes"},
+      forbidden=("F.cross_entropy", "F.nll_loss"))
 
 
 # ---- 3 · AdamW ------------------------------------------------------------------------------------------------------
@@ -283,6 +294,11 @@ _pair("adamw", "AdamW", torch.optim.AdamW, (_probe_adamw, _probe_adamw_hidden), 
       "moments, eps after the sqrt; the same updates as torch.optim.AdamW", ADAMW_MISTAKES,
       {"tiny_grads_step1": "with tiny gradients eps matters: it goes after the square root",
        "step1": "the very first step: check the bias correction and the decay"}, tolerance=ADAM_TOLERANCE,
+      inputs={**{f"step{i}": f"three parameters in two groups (weight_decay 0.1 and 0), after step {i} of 3"
+                 for i in (1, 2, 3)},
+              "tiny_grads": "tiny gradients (1e-3) and eps=1e-3, after each of 2 steps"},
+      cases={"betas": "betas (0.8, 0.95), other decays, 6 steps", "no_grad": "a parameter without a gradient "
+             "every other step"},
       forbidden=("torch.optim.AdamW", "torch.optim.Adam"))
 
 
@@ -348,7 +364,10 @@ _pair("configure_optimizer", "configure_optimizer", configure_optimizer,
       (_probe_configure, _probe_configure_hidden), (1, 1),
       "AdamW with two groups: weight_decay for parameters with dim() >= 2, 0 for the rest; lr and betas as given",
       CONFIGURE_MISTAKES, {"lr": "every group uses the given lr", "betas": "every group uses the given betas"},
-      tolerance=EXACT)
+      tolerance=EXACT,
+      inputs={"weight_decay": "each parameter's weight_decay, for a tiny GPT with weight_decay=0.1",
+              "lr": "each parameter's lr (3e-4 given)", "betas": "each parameter's betas ((0.9, 0.95) given)"},
+      cases={"no_bias": "a GPT with bias=False", "sequential": "an nn.Sequential of Embedding, LayerNorm, Linear"})
 
 
 # ---- 5 · get_lr -----------------------------------------------------------------------------------------------------
@@ -394,7 +413,11 @@ def _probe_get_lr_hidden(fn) -> Outputs:
 _pair("get_lr", "get_lr", get_lr, (_probe_get_lr, _probe_get_lr_hidden), (2, 1),
       "linear warmup max_lr·(it+1)/(warmup_iters+1), cosine to min_lr at lr_decay_iters, min_lr after",
       GET_LR_MISTAKES, {"warmup": "the warmup: it < warmup_iters", "cosine": "the cosine phase",
-                        "after": "it >= lr_decay_iters: min_lr"}, tolerance=LR_TOLERANCE)
+                        "after": "it >= lr_decay_iters: min_lr"}, tolerance=LR_TOLERANCE,
+      inputs={"warmup": "get_lr(it, 5, 25, 1.0, 0.1) for it = 0 … 4", "cosine": "the same for it = 5 … 24",
+              "after": "the same for it = 25 … 29"},
+      cases={"no_warmup": "warmup_iters = 0", "long": "a long schedule, every 37th step",
+             "min_equals_max": "min_lr equal to max_lr"})
 
 
 # ---- 6 · clip_grad_norm ---------------------------------------------------------------------------------------------
@@ -402,6 +425,12 @@ _pair("get_lr", "get_lr", get_lr, (_probe_get_lr, _probe_get_lr_hidden), (2, 1),
 
 def _clip_flawed(flaw: str):
     def clip(parameters, max_norm):
+        if flaw == "parameters iterated twice":
+            total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None]))
+            for p in parameters:  # a generator is empty the second time: nothing is scaled
+                if p.grad is not None and total > max_norm:
+                    p.grad.mul_(max_norm / (total + 1e-6))
+            return total
         grads = [p.grad for p in parameters if p.grad is not None]
         total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         for g in grads:
@@ -418,6 +447,9 @@ CLIP_MISTAKES = (
             _clip_flawed("per-parameter clipping")),
     Mistake("always rescaling", "gradients whose total norm is already below max_norm are left alone: scale only when "
             "the total norm exceeds max_norm", _clip_flawed("always rescaling")),
+    Mistake("parameters iterated twice", "`parameters` may be a generator, as model.parameters() is, and a generator "
+            "is empty the second time it is looped over: your norm is right but no gradient was scaled. Make it a "
+            "list first, parameters = list(parameters)", _clip_flawed("parameters iterated twice")),
 )
 
 
@@ -426,7 +458,8 @@ def _clip(fn, seed: int, scale: float, max_norm: float, none_grad: bool = False)
     for i, p in enumerate(params):
         if not (none_grad and i == 1):
             p.grad = seeded_randn(*p.shape, seed=seed + i, scale=scale * (i + 1))
-    total = _scalar(fn(params, max_norm), "clip_grad_norm(parameters, max_norm)")
+    # a generator, as model.parameters() is
+    total = _scalar(fn((p for p in params), max_norm), "clip_grad_norm(parameters, max_norm)")
     grads = torch.cat([p.grad.reshape(-1) for p in params if p.grad is not None])
     return {"total_norm": total.float(), "grads": grads}
 
@@ -445,6 +478,9 @@ _pair("clip_grad_norm", "clip_grad_norm", torch.nn.utils.clip_grad_norm_, (_prob
       "global-norm clipping in place, returning the total norm before clipping", CLIP_MISTAKES,
       {"above_total_norm": "return the norm before clipping: the 2-norm of all gradients together",
        "below_grads": "below max_norm the gradients stay as they are"}, tolerance=ADAM_TOLERANCE,
+      inputs={"above": "clip_grad_norm(three parameters (a generator), max_norm=1.0), total norm above 1",
+              "below": "the same, total norm well below max_norm"},
+      cases={"none_grad": "a parameter whose .grad is None", "just_below": "a total norm below max_norm"},
       forbidden=("torch.nn.utils.clip_grad_norm_",))
 
 
@@ -510,7 +546,11 @@ _pair("train_step", "train_step", train_step, (_probe_train_step, _probe_train_s
       "one optimizer step over micro-batches: backward of loss / k for each, clip, step, zero_grad; returns the mean "
       "loss", TRAIN_STEP_MISTAKES,
       {"accumulate_params": "with several micro-batches the update should equal one big batch's",
-       "clipped_params": "with one micro-batch and a small grad_clip: check the clipping"}, tolerance=STEP_TOLERANCE)
+       "clipped_params": "with one micro-batch and a small grad_clip: check the clipping"}, tolerance=STEP_TOLERANCE,
+      inputs={"accumulate": "3 steps of SGD (lr 0.5) on a tiny GPT, 3 micro-batches each, grad_clip=0",
+              "clipped": "3 steps of SGD, one micro-batch, grad_clip=0.05"},
+      cases={"adamw": "AdamW, 2 micro-batches, grad_clip=0.05, 4 steps",
+             "sgd_accumulate": "SGD, 4 micro-batches, no clipping"})
 
 
 # ---- 8 · estimate_loss ----------------------------------------------------------------------------------------------
@@ -565,7 +605,11 @@ def _probe_estimate_hidden(fn) -> Outputs:
 
 _pair("estimate_loss", "estimate_loss", estimate_loss, (_probe_estimate, _probe_estimate_hidden), (1, 1),
       "mean loss over eval_iters batches in eval mode under no_grad, then back to train mode", ESTIMATE_MISTAKES,
-      {"batches_drawn": "draw exactly eval_iters batches"}, tolerance=STEP_TOLERANCE)
+      {"batches_drawn": "draw exactly eval_iters batches"}, tolerance=STEP_TOLERANCE,
+      inputs={"loss": "estimate_loss(tiny GPT with dropout 0.5 in train mode, get_batch_fn, eval_iters=4)",
+              "batches_drawn": "how many batches it drew", "train_mode_after": "model.training afterwards",
+              "grad_enabled": "whether gradients were on in the forward passes"},
+      cases={"one": "eval_iters = 1", "many": "eval_iters = 9"})
 
 
 # ---- 9 · checkpoints ------------------------------------------------------------------------------------------------
@@ -665,14 +709,19 @@ def _probe_load_hidden(fn) -> Outputs:
     return {f"{k}_first": v for k, v in _resume(save_checkpoint, fn, 522, 1, iteration=0).items()}
 
 
+_RESUME_INPUTS = {"iteration": "the iteration load_checkpoint returns",
+                  "rng_after_load": "torch.rand(3) right after loading",
+                  "params_after_next_step": "a fresh model's parameters after loading and one more step"}
 CHECKPOINT_PARTS = {"rng_after_load": "the RNG state, saved under 'rng' and restored",
                     "iteration": "the iteration, saved under 'iteration' and returned by load_checkpoint"}
 _pair("save_checkpoint", "save_checkpoint", save_checkpoint, (_probe_save, _probe_save_hidden), (1, 1),
       "torch.save a dict with 'model', 'optimizer' (state dicts), 'iteration' and 'rng' (torch.get_rng_state())",
-      SAVE_MISTAKES, CHECKPOINT_PARTS, tolerance=STEP_TOLERANCE)
+      SAVE_MISTAKES, CHECKPOINT_PARTS, tolerance=STEP_TOLERANCE, inputs=_RESUME_INPUTS,
+      cases={"later": "a checkpoint at iteration 1234, after 4 steps"})
 _pair("load_checkpoint", "load_checkpoint", load_checkpoint, (_probe_load, _probe_load_hidden), (1, 1),
       "load a checkpoint into model and optimizer, restore the RNG state, return the iteration; the resumed run "
-      "continues exactly", LOAD_MISTAKES, CHECKPOINT_PARTS, tolerance=STEP_TOLERANCE)
+      "continues exactly", LOAD_MISTAKES, CHECKPOINT_PARTS, tolerance=STEP_TOLERANCE, inputs=_RESUME_INPUTS,
+      cases={"first": "a checkpoint at iteration 0, after 1 step"})
 
 
 # ---- 10 · the loop --------------------------------------------------------------------------------------------------
@@ -732,7 +781,9 @@ def _probe_fit_hidden(fn) -> Outputs:
 
 register(Check(id="training.loop", lesson=LESSON, target="fit", probe=_probe_fit, reference=fit, points=2,
                description="20 steps of your fit (your train_step, the schedule set per step) on a tiny seeded GPT: "
-                           "the loss trajectory matches the reference's", mistakes=FIT_MISTAKES, **LOOP_TOLERANCE))
+                           "the loss trajectory matches the reference's", mistakes=FIT_MISTAKES, **LOOP_TOLERANCE,
+               inputs={"losses": "fit(tiny GPT, AdamW, counting task, max_iters=20, warmup 4)"}))
 register(Check(id="training.loop.hidden", lesson=LESSON, target="fit", probe=_probe_fit_hidden,
                reference=fit, points=1, hidden=True, description="the loop with accumulation, no warmup",
-               mistakes=FIT_MISTAKES, **LOOP_TOLERANCE))
+               mistakes=FIT_MISTAKES, **LOOP_TOLERANCE,
+               cases={"accumulate": "2 micro-batches per step, 12 steps", "no_warmup": "no warmup, 10 steps"}))

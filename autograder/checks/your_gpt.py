@@ -42,6 +42,7 @@ from gpt_reference.trainer import train_step
 
 from ..core import Mistake, Outputs, ProbeError, as_tensor
 from ..probes import build_module, flag, load_reference_weights, register_pair
+from ..values import IDS, TEXT, ids_tensor, text_tensor
 
 LESSON = "06_your_gpt"
 EXACT = dict(atol=0.0, rtol=0.0)
@@ -57,14 +58,14 @@ def _ids(value: Any, what: str) -> torch.Tensor:
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
         raise ProbeError(f"{what} returned {type(value).__name__}; expected a list of int token ids")
-    return torch.tensor(list(value), dtype=torch.int64)
+    return ids_tensor(value)
 
 
 def _text(value: Any, what: str) -> torch.Tensor:
-    """A string as the tensor of its code points, so the judge can compare texts without printing them."""
+    """A string as the tensor of its code points."""
     if not isinstance(value, str):
         raise ProbeError(f"{what} returned {type(value).__name__}; expected a str")
-    return torch.tensor([ord(c) for c in value], dtype=torch.int64)
+    return text_tensor(value)
 
 
 # ---- 1 · the tokenizer -----------------------------------------------------------------------------------------------
@@ -168,7 +169,14 @@ def _probe_tokenizer_hidden(cls) -> Outputs:
 _pair("tokenizer", "BPETokenizer", BPETokenizer, (_probe_tokenizer, _probe_tokenizer_hidden), (2, 1),
       "BPETokenizer.train(text, vocab_size, special_tokens), encode(text, allowed_special), decode(ids): the "
       "reference's merges and ids, and decode(encode(text)) == text", TOKENIZER_MISTAKES,
-      {"unicode_round_trip": "decode(encode(text)) must give text back, é and 🙂 included"}, tolerance=EXACT)
+      {"unicode_round_trip": "decode(encode(text)) must give text back, é and 🙂 included"}, tolerance=EXACT,
+      kinds={"corpus_ids": IDS, "held_out_ids": IDS},
+      inputs={"vocab_size": "BPETokenizer.train(the opening of tiny Shakespeare, 300, ['<|endoftext|>'])",
+              "corpus_ids": "encode(the training text)", "held_out_ids": "encode(a text it was not trained on)",
+              "corpus_round_trip": "decode(encode(the training text)) == the training text",
+              "unicode_round_trip": "decode(encode(text)) == text, for a text with é and 🙂"},
+      cases={"two_specials": "two special tokens, a corpus with non-ASCII text",
+             "no_merges": "vocab_size 257: no merges, one special token"})
 
 
 # ---- 2 · the model ---------------------------------------------------------------------------------------------------
@@ -281,7 +289,14 @@ _pair("gpt", "GPT", ReferenceGPT, (_probe_gpt, _probe_gpt_hidden), (2, 1),
       "uncached model at the same positions", GPT_MISTAKES,
       {"cached_logits": "with caches, the new tokens' logits must equal the uncached model's at their positions",
        "loss": "the loss is lesson 04's cross_entropy of the logits and targets (-1: ignored)"},
-      tolerance=MODEL_TOLERANCE)
+      tolerance=MODEL_TOLERANCE,
+      inputs={"logits": "model(idx, targets), a 2-layer GPT with the reference's weights, idx of shape (2, 11)",
+              "loss": "the same call's loss (targets -1 at every third position)",
+              "no_targets_no_loss": "model(idx) returns no loss",
+              "cached_logits": "the same idx in chunks of 5, 1, 1, 1 and 3 tokens through caches",
+              "cache_lengths": "len(caches[0]) after each chunk"},
+      cases={"no_bias": "a wider GPT with bias=False, chunks of 1, 1, 4, 2, 1 and 7 tokens",
+             "full_window": "one chunk of block_size tokens"})
 
 
 # ---- 3 · the training loop -------------------------------------------------------------------------------------------
@@ -380,7 +395,12 @@ _pair("train", "train", train, (_probe_train, _probe_train_hidden), (3, 1),
       "train(model, optimizer, train_data, config, start, stop): the Trainer's steps, learning rates and losses",
       TRAIN_MISTAKES, {"learning_rates": "before each step set every group's lr to get_lr(step, ...) (or "
                                          "config.learning_rate when config.decay_lr is False)",
-                       "optimizer_steps": "one optimizer step per training step"}, tolerance=LOOP_TOLERANCE)
+                       "optimizer_steps": "one optimizer step per training step"}, tolerance=LOOP_TOLERANCE,
+      inputs={"losses": "train(...) from step 0 to 12, then on from 12 to 20 (max_iters 20)",
+              "learning_rates": "the learning rate at every optimizer step, as a fraction of config.learning_rate",
+              "optimizer_steps": "how many optimizer steps were taken"},
+      cases={"resumed": "a run resumed at step 7, with grad_accum_steps 3",
+             "constant_lr": "decay_lr False: a constant learning rate"})
 
 
 # ---- 4 · writing text ------------------------------------------------------------------------------------------------
@@ -464,4 +484,7 @@ _pair("generate_text", "generate_text", generate_text, (_probe_generate_text, _p
       "generate_text(model, tokenizer, prompt, max_new_tokens, ...): the prompt and what generate_cached wrote, "
       "decoded", GENERATE_TEXT_MISTAKES,
       {"positions_embedded": "use generate_cached: with the cache, each step runs only the newest token"},
-      tolerance=EXACT)
+      tolerance=EXACT, kinds={"text": TEXT},
+      inputs={"greedy": "generate_text(model, tokenizer, 'Café, my lord', 12, temperature=0.0)",
+              "top_k": "generate_text(model, tokenizer, 'All:\\n', 10, temperature=1.0, top_k=5, generator seeded)"},
+      cases={"slides": "a long greedy run past block_size", "one_character": "a one-character prompt, top_p 0.9"})
