@@ -219,6 +219,23 @@ class DefaultEmbeddings(LearnerGPT):
         self.transformer.wpe.weight.data.normal_()
 
 
+class WithoutGPT2Init(LearnerGPT):
+    """Exercise 5 done, exercise 6 not yet: the modules are built and keep PyTorch's initialisation."""
+
+    def __init__(self, config):
+        nn.Module.__init__(self)
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([NanoGPTBlock(config) for _ in range(config.n_layer)]),
+            ln_f=TorchLayerNorm(config.n_embd, config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight
+
+
 def counting(**kw):
     def count(c):
         C, V = c.n_embd, c.vocab_size
@@ -272,6 +289,7 @@ MUTANTS = {
         "no residual-projection scaling": init_mutant(lambda c: 0.02),
         "residual projections scaled by 1/sqrt(n_layer)": init_mutant(lambda c: 0.02 * c.n_layer ** -0.5),
         "embeddings left at PyTorch's default N(0, 1)": DefaultEmbeddings,
+        "GPT-2's initialisation not applied (PyTorch's defaults)": WithoutGPT2Init,
     },
     "count_params": {
         "lm_head counted separately (no weight tying)": counting(untied=True),

@@ -443,7 +443,20 @@ class _DefaultEmbeddings(ReferenceGPT):
         nn.init.normal_(self.transformer.wpe.weight)
 
 
+class _PyTorchDefaults(ReferenceGPT):
+    """GPT-2's initialisation never applied: every Linear and Embedding keeps the one PyTorch gives it."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module.reset_parameters()
+
+
 INIT_MISTAKES = (
+    Mistake("GPT-2's initialisation not applied (PyTorch's defaults)", "at the end of `__init__`, call "
+            "`self.apply(self._init_weights)` and then redraw the residual projections: without it nn.Linear and "
+            "nn.Embedding keep PyTorch's own initialisation", _PyTorchDefaults),
     Mistake("no residual-projection scaling", "the c_proj weights (attention's and the MLP's) write into the residual "
             "stream, 2·n_layer of them add up: draw them with std 0.02/√(2·n_layer)", _init_with(lambda n: 0.02)),
     Mistake("residual projections scaled by 1/sqrt(n_layer)", "each block has two residual projections, so the "
