@@ -81,6 +81,14 @@ class LearnerGPT(nn.Module):
 
     def __init__(self, config):
         super().__init__()
+        self._build(config)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _build(self, config):
+        """Exercise 5: the modules, with GPT-2's names and the tied embedding."""
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
@@ -91,10 +99,6 @@ class LearnerGPT(nn.Module):
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module):
@@ -224,16 +228,7 @@ class WithoutGPT2Init(LearnerGPT):
 
     def __init__(self, config):
         nn.Module.__init__(self)
-        self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([NanoGPTBlock(config) for _ in range(config.n_layer)]),
-            ln_f=TorchLayerNorm(config.n_embd, config.bias),
-        ))
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight
+        self._build(config)
 
 
 def counting(**kw):
