@@ -346,7 +346,7 @@ def _verdict_room(check: Check) -> int:
 def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str, str], lead: str) -> str:
     """A failure past the catalogue, in at most MAX_LINES lines: the first wrong output and what differs there, by
     kind of value; on a visible probe its input and values (the learner's and the expected), on a hidden one its case
-    in words instead; the hints of the wrong outputs, each once; which other outputs are wrong and which are right.
+    in words instead; the first wrong output's hint; which other outputs are wrong and which are right.
     Blocks (a message line each, but the values' two) that would not fit once wrapped are left out, the least useful
     first."""
     first = next(iter(problems))
@@ -373,10 +373,12 @@ def _diagnosis(check: Check, got: Outputs, expected: Outputs, problems: dict[str
     right = [key for key in check.part_hints if key in expected] + list(expected)  # the hinted parts first
     right = list(dict.fromkeys(named(key) for key in right if key not in problems))
     right_on = _listed("right on: ", right, ", ") if several else []
-    hints = list(dict.fromkeys(filter(None, (values.entry(check.part_hints, key) for key in problems))))
-    hint_blocks = [["hint: " + hint] for hint in hints]
-    order = [headline, shown_input, shown_values, also_wrong, right_on, *hint_blocks]
-    priority = [headline, shown_values, *hint_blocks[:1], shown_input, right_on, also_wrong, *hint_blocks[1:]]
+    # The hint of the first wrong output only: the others' hints are written for a learner who got the first one
+    # right ("correct on small logits but not on ±1000"), and would mislead one who did not.
+    hint = values.entry(check.part_hints, first)
+    hint_block = ["hint: " + hint] if hint else []
+    order = [headline, shown_input, shown_values, also_wrong, right_on, hint_block]
+    priority = [headline, shown_values, hint_block, shown_input, right_on, also_wrong]
     kept, used = set(), 0
     for block in priority:
         height = len(wrap("\n".join(block), _verdict_room(check) if block is headline else LINE_WIDTH))

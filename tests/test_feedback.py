@@ -207,6 +207,10 @@ else:  # the tests; the new modules are imported here, so that the table above a
         message = shown("tokenization.train_bpe", train_bytes_but_reordered_with_cjk)
         assert message.startswith("✗ tokenization.train_bpe (2/4)") and "characters" not in message, message
 
+        # wrong on ordinary logits already: "correct on small logits but not on ±1000" (large_logits' hint) is false
+        message = shown("attention.softmax", softmax_summed_over_everything)
+        assert "also wrong: large_logits" in message and "correct on small logits" not in message, message
+
     def test_every_hidden_output_is_described_as_a_case():
         for c in all_checks():
             if c.hidden and not c.id.startswith("demo."):
