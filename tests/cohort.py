@@ -62,7 +62,9 @@ return torch.softmax(scores, dim=-1) @ x""",
     },
     "softmax": {
         "logsumexp": "return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))",
-        "functional": "return F.softmax(x, dim=dim)",
+        "amax": """\
+e = torch.exp(x - x.amax(dim=dim, keepdim=True))
+return e / e.sum(dim=dim, keepdim=True)""",
     },
     "causal_mask": {
         "arange comparison": """\
@@ -75,7 +77,12 @@ for t in range(T):
 return allowed""",
     },
     "scaled_dot_product_attention": {
-        "functional": "return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)",
+        "queries scaled first": """\
+q = q / math.sqrt(q.size(-1))
+scores = q @ k.transpose(-2, -1)
+if mask is not None:
+    scores = scores.masked_fill(mask.logical_not(), float("-inf"))
+return torch.softmax(scores, dim=-1) @ v""",
         "einsum with an additive mask": """\
 scores = torch.einsum("...qd,...kd->...qk", q, k) * q.size(-1) ** -0.5
 if mask is not None:
@@ -98,6 +105,11 @@ MODULE_STEPS = {
     "heads split without transposing": ("split", "return t.reshape(B, self.n_head, T, C // self.n_head)"),
     "heads merged without transposing back": ("merge", "return y.reshape(B, T, C)"),
     "missing output projection": ("project", "return y"),
+    "Linear layers built with bias=True whatever config.bias": ("__init__", """\
+self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # bias=True, PyTorch's default
+self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+self.n_head = config.n_head
+self.n_embd = config.n_embd"""),
 }
 
 
@@ -120,7 +132,8 @@ def function_body(function: object) -> str:
 
 def module_answer(cls: type, steps: dict[str, str] | None = None) -> tuple[list[str], str]:
     """A module class as an answer: the bodies of its ``__init__`` and ``forward`` (for the released class's two
-    stubs) and its other methods, with the ones named in ``steps`` given a new body (name -> body)."""
+    stubs) and its other methods, with the ones named in ``steps`` given a new body (name -> body), ``__init__``'s
+    too."""
     node, lines = _parsed(cls)
     methods = {m.name: m for m in node.body if isinstance(m, ast.FunctionDef)}
     helpers = []
@@ -129,7 +142,8 @@ def module_answer(cls: type, steps: dict[str, str] | None = None) -> tuple[list[
             signature = textwrap.dedent(lines[method.lineno - 1]).rstrip()
             body = (steps or {}).get(name) or _statements(method, lines)
             helpers.append(f"{signature}\n{textwrap.indent(body.rstrip(), '    ')}")
-    return [_statements(methods[name], lines) for name in ("__init__", "forward")], "\n\n".join(helpers)
+    stubs = [(steps or {}).get(name) or _statements(methods[name], lines) for name in ("__init__", "forward")]
+    return stubs, "\n\n".join(helpers)
 
 
 def _mutant_module(mistake: str) -> tuple[list[str], str]:
