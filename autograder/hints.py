@@ -36,14 +36,15 @@ def hint(check_id: str) -> None:
         return
     levels = HINTS[exercise]
     folder = Path.cwd()
-    seen = max(_read(folder).get(exercise, 0), _seen_in_kernel.get((str(folder), exercise), 0))
+    stored = _read(folder)
+    seen = max(stored.get(exercise, 0), _seen_in_kernel.get((str(folder), exercise), 0))
     if seen >= len(levels):
         print(f"no more hints for {exercise}: you have read all {len(levels)}. The lesson text above the exercise, and "
               f"the diagnosis its check cell prints, say the rest. The last one again:")  # fmt: skip
     level = min(seen + 1, len(levels))
     print(f"hint {level} of {len(levels)} · {exercise}: {levels[level - 1]}")
     _seen_in_kernel[(str(folder), exercise)] = level
-    _record(folder, exercise, level)
+    _record(folder, stored, exercise, level)
 
 
 def hints_used(folder: str | os.PathLike) -> int:
@@ -81,11 +82,11 @@ def _read(folder: Path) -> dict[str, int]:
     return {key: value for key, value in stored.items() if key in HINTS and type(value) is int and value > 0}
 
 
-def _record(folder: Path, exercise: str, level: int) -> None:
-    seen = _read(folder)
-    seen[exercise] = max(seen.get(exercise, 0), level)
+def _record(folder: Path, stored: dict[str, int], exercise: str, level: int) -> None:
+    """The folder's hints file, as ``_read`` gave it (``stored``), with ``exercise`` seen up to ``level``."""
+    stored[exercise] = max(stored.get(exercise, 0), level)
     try:
-        (folder / HINTS_FILE).write_text(json.dumps(seen, indent=1, sort_keys=True) + "\n")
+        (folder / HINTS_FILE).write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
     except OSError:
         pass  # a read-only folder: this kernel remembers (_seen_in_kernel), and the hint was printed
 
