@@ -69,17 +69,17 @@ class TrainingDiverged(RuntimeError):
 # ---- lesson 04: one step, an honest loss, the loop ----------------------------------------------------------------
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequence[Batch], grad_clip: float = 1.0,
-               *, dtype: torch.dtype = torch.bfloat16, scaler: torch.amp.GradScaler | None = None) -> float:
-    """One optimizer step over the micro-batches ``batches`` (gradient accumulation); returns their mean loss.
+def accumulate_gradients(model: nn.Module, batches: Sequence[Batch], *, dtype: torch.dtype = torch.bfloat16,
+                         scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+    """Forward and backward over the micro-batches ``batches`` (gradient accumulation, lesson 07): afterwards the
+    parameters' ``.grad`` hold the gradients of the mean loss over all their rows. Returns that mean loss, a 0-d
+    float32 tensor on the model's device, without waiting for it (no host sync).
 
     Each micro-batch's loss ``model(x, y)[1]`` is divided by their number before ``backward()``, so the summed
-    gradients are those of the mean loss over all the rows. Then the global gradient norm is clipped to
-    ``grad_clip`` (when > 0), the optimizer steps and the gradients are cleared. On CUDA the forward pass runs
-    under autocast in ``dtype`` (float32: none); fp16 needs a ``GradScaler`` (``scaler``), which scales the loss
-    before ``backward`` and unscales the gradients before clipping. For a DistributedDataParallel model, gradients
-    are all-reduced once, after the last micro-batch, and the mean loss is that of all processes. A NaN or
-    infinite loss raises ``TrainingDiverged`` before the step: the parameters stay as they were.
+    gradients are those of the mean loss, as if the rows were one big batch. On CUDA the forward pass runs under
+    autocast in ``dtype`` (float32: none); fp16 needs a ``GradScaler`` (``scaler``), which scales the loss before
+    ``backward``. For a DistributedDataParallel model, gradients are all-reduced once, after the last micro-batch,
+    and the mean loss is that of all processes.
     """
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)  # summed on the device: no waiting for it after each micro-batch
@@ -95,7 +95,20 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequ
     if isinstance(model, DDP):  # every process logs, and detects divergence, alike
         dist.all_reduce(loss_sum)
         loss_sum /= dist.get_world_size()
-    mean_loss = loss_sum.item()
+    return loss_sum
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequence[Batch], grad_clip: float = 1.0,
+               *, dtype: torch.dtype = torch.bfloat16, scaler: torch.amp.GradScaler | None = None) -> float:
+    """One optimizer step over the micro-batches ``batches``; returns their mean loss.
+
+    ``accumulate_gradients`` computes the gradients of the mean loss over all the rows (with autocast in ``dtype``
+    and the fp16 ``scaler`` on CUDA, and DDP's all-reduce). Then the global gradient norm is clipped to
+    ``grad_clip`` (when > 0; the scaler first unscales the gradients, so that the true ones are clipped), the
+    optimizer steps and the gradients are cleared. A NaN or infinite loss raises ``TrainingDiverged`` before the
+    step: the parameters stay as they were.
+    """
+    mean_loss = accumulate_gradients(model, batches, dtype=dtype, scaler=scaler).item()
     if not math.isfinite(mean_loss):
         optimizer.zero_grad(set_to_none=True)
         raise TrainingDiverged(f"the loss became {mean_loss}")
