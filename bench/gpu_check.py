@@ -30,6 +30,7 @@ failed or broke.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -182,7 +183,7 @@ def ddp(tiny: bool, data_dir: str, work: Path) -> Result:
     distributed = train_run(work / "torchrun", overrides, data_dir, launcher=torchrun)
     pairs = list(zip(single["losses"], distributed["losses"], strict=True))
     difference = max(abs(a - b) for a, b in pairs)
-    return {
+    result = {
         "dtype": _name(resolve_dtype(auto_device())),
         "settings": {"config": "shakespeare_char", "overrides": overrides, "processes": processes,
                      "backend": "nccl" if on_gpu else "gloo"},  # fmt: skip
@@ -191,9 +192,10 @@ def ddp(tiny: bool, data_dir: str, work: Path) -> Result:
         "max_loss_difference": difference,
         "final_losses": {"one_process": single["losses"][-2:], "torchrun": distributed["losses"][-2:]},
         "seconds": {"one_process": single["seconds"], "torchrun": distributed["seconds"]},
-        **({"note": "one process: the launch and the rank handling are checked; averaging gradients across "
-                    "processes needs 2 or more GPUs"} if processes == 1 else {}),  # fmt: skip
     }
+    if processes == 1:
+        result["note"] = "one process: torchrun's launch is checked; averaging gradients across processes needs 2+ GPUs"
+    return result
 
 
 # ---- (d) fp16 with a gradient scaler ------------------------------------------------------------------------------
@@ -249,10 +251,10 @@ def train_run(out_dir: Path, overrides: list[str], data_dir: str, launcher: list
 # ---- the parts, each in its own process ---------------------------------------------------------------------------
 
 PARTS: dict[str, tuple[Callable[[bool, str, Path], Result], int]] = {  # the part and its time cap on a GPU, seconds
-    "shakespeare_char": (shakespeare_char, 210),
-    "gpt2_124m_bench": (gpt2_124m_bench, 150),
-    "ddp": (ddp, 70),
-    "fp16": (fp16, 50),
+    "shakespeare_char": (shakespeare_char, 240),  # two compilations (training, evaluation), ~2000 iterations
+    "gpt2_124m_bench": (gpt2_124m_bench, 140),  # a compilation, 25 steps
+    "ddp": (ddp, 60),  # 2 eager runs of 50 iterations
+    "fp16": (fp16, 40),  # an eager run of 200 iterations
 }
 TINY_CAP = 180  # seconds for any part in tiny mode, on a busy CPU
 
@@ -283,8 +285,7 @@ def run_isolated(name: str, tiny: bool, data_dir: str, work: Path) -> Result:
         child.wait(timeout=cap)
         overran = False
     except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+        stop_process_group(child)
         overran = True
     wall = round(time.perf_counter() - start, 1)
     if result_path.exists():
@@ -295,6 +296,24 @@ def run_isolated(name: str, tiny: bool, data_dir: str, work: Path) -> Result:
         result = {"passed": False, "error": f"the part's process died with exit status {child.returncode}"}
     print(f"gpu_check: {name}: passed={result.get('passed')} in {wall} s", file=sys.stderr)
     return {**result, "wall_s": wall, "time_cap_s": cap}
+
+
+def stop_process_group(child: subprocess.Popen) -> None:
+    """Stop ``child`` and every process of its group: SIGTERM, which torchrun passes on to its workers (they run in
+    sessions of their own), then, for whatever is left after 20 s, SIGKILL."""
+    os.killpg(child.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=10)
+    for _ in range(50):  # torchrun, in the same group, may still be stopping its workers
+        try:
+            os.killpg(child.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def _child_env() -> dict[str, str]:
@@ -330,8 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     tiny = args.tiny or not torch.cuda.is_available()
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else ""  # the parts run from the repository root
     if args.run_part:
-        result = run_part(args.run_part, tiny, args.data_dir, Path(args.result).parent)
+        result = run_part(args.run_part, tiny, data_dir, Path(args.result).parent)
         Path(args.result).write_text(json.dumps(result))
         return 0
     parts = args.parts.split(",")
@@ -347,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as work:
         for name in parts:
-            summary[name] = run_isolated(name, tiny, args.data_dir, Path(work))
+            summary[name] = run_isolated(name, tiny, data_dir, Path(work))
     summary["total_wall_s"] = round(time.perf_counter() - start, 1)
     summary["all_passed"] = all(summary[name]["passed"] is not False for name in parts)
     text = json.dumps(summary, indent=2)

@@ -3,9 +3,11 @@ happened (a GPU session runs the full sizes; here the script is kept from rottin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,51 @@ def test_a_failing_part_is_reported_and_the_others_still_run(tmp_path):
     assert summary["shakespeare_char"]["passed"] is False
     assert summary["shakespeare_char"]["error"].startswith("DataError: ")
     assert "error" not in summary["gpt2_124m_bench"] and summary["gpt2_124m_bench"]["tokens_per_sec"] > 0
+
+
+
+def load_gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_a_part_over_its_time_cap_is_stopped_and_reported(tmp_path, shakespeare_path, monkeypatch):
+    gpu_check_module = load_gpu_check()
+    monkeypatch.setattr(gpu_check_module, "TINY_CAP", 5)  # the DDP part takes ~20 s
+    result = gpu_check_module.run_isolated("ddp", True, str(shakespeare_path.parent), tmp_path)
+    assert result["passed"] is False and result["error"] == "stopped at its time cap of 5 s"
+    assert result["wall_s"] < 5 + 20
+
+
+@pytest.mark.slow
+def test_stopping_a_part_stops_torchruns_workers_too(tmp_path):
+    """torchrun starts its workers in sessions of their own: killing the part's process group would leave them
+    running (holding the GPUs); they must be stopped through torchrun."""
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text("import os, pathlib, sys, time\npathlib.Path(sys.argv[1], str(os.getpid())).touch()\n"
+                       "time.sleep(120)\n")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(sleeper),
+                str(pids)]
+    part = subprocess.Popen([sys.executable, "-c", f"import subprocess; subprocess.run({torchrun!r})"],
+                            start_new_session=True)  # as run_isolated starts a part
+    deadline = time.monotonic() + 120
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [int(p.name) for p in pids.iterdir()]
+    assert len(workers) == 2
+    load_gpu_check().stop_process_group(part)
+    time.sleep(0.5)
+    assert [pid for pid in workers if running(pid)] == []
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (dead, waiting for its parent to collect its exit status)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
