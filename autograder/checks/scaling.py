@@ -48,6 +48,7 @@ from gpt_reference.metrics import mfu
 from gpt_reference.model import GPT, count_params, flops_per_token
 from gpt_reference.trainer import accumulate_gradients
 
+from .. import ownwork
 from ..core import Mistake, Outputs, ProbeError
 from ..probes import flag, register_pair, seeded_randn
 
@@ -403,8 +404,11 @@ def _process(fn, rank: int, world_size: int, store_path: str, seed: int, frozen:
             model(x[2 * rank : 2 * rank + 2], y[2 * rank : 2 * rank + 2])[1].backward()
             fn(model)
         send.send(("grads", _flat_grads(model).tolist()))
+    except NotImplementedError:
+        send.send(("not implemented", ""))
     except BaseException as e:  # the learner's code may raise anything; its message goes back to the judge
-        send.send(("error", f"{type(e).__name__}: {e}"))
+        seen = ownwork.seen_in_this_process()  # the learner's code called the reference's: the watch stopped it
+        send.send(("borrowed", seen) if seen is not None else ("error", f"{type(e).__name__}: {e}"))
     finally:
         send.close()
         os._exit(0)
@@ -442,10 +446,15 @@ def _data_parallel(fn, seed: int, world_size: int, frozen: bool = False) -> Outp
                     process.kill()
                     process.join()
     for rank, (kind, value) in enumerate(results):
+        if kind == "borrowed":
+            ownwork.seen_in_another_process(value)
+        if kind == "not implemented":
+            raise NotImplementedError()
         if kind == "error":
-            if "Timed out" in value or "timeout" in value.lower():
-                raise ProbeError(f"rank {rank} of {world_size} timed out in a collective: every process must call "
-                                 "all_reduce on the same gradients, in the same order")
+            if any(word in value.lower() for word in ("gloo", "timed out", "timeout")):
+                raise ProbeError(f"rank {rank} of {world_size} waited in vain in a collective: the other processes "
+                                 "had called another one, or none; every process must call all_reduce on the same "
+                                 "gradients, in the same order")
             raise ProbeError(f"on rank {rank} of {world_size}, calling `average_gradients` raised {value}")
     return {f"rank{rank}": torch.tensor(value) for rank, (_, value) in enumerate(results)}
 
