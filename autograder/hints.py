@@ -526,7 +526,7 @@ HINTS: dict[str, tuple[str, ...]] = {
         "Every process has its own gradients, from its own rows. `dist.all_reduce` turns a tensor, in place, into "
         "the sum of that tensor over all the processes: how do you get the mean from the sum?",
         "Loop over model.parameters(); for each one that has a gradient, all_reduce p.grad itself (not a copy, "
-        "not an expression), then divide it in place by `dist.get_world_size()`.",
+        "not an expression), then divide it in place by the number of processes, the default group's world size.",
         "Every process must make the same calls in the same order, or one of them waits forever: skip a parameter "
         "without a gradient on every process alike.",
     ),
