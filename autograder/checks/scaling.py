@@ -346,8 +346,8 @@ _pair("accumulate_gradients", "accumulate_gradients", accumulate_gradients,
 
 # ---- 5 · average_gradients ------------------------------------------------------------------------------------------
 
-GLOO_TIMEOUT_S = 20  # a process whose collectives the others never join gives up after this
-DEADLINE_S = 90  # and the processes are stopped after this, whatever they are doing
+GLOO_TIMEOUT_S = 10  # a process whose collectives the others never join gives up after this
+DEADLINE_S = 30  # and the processes are stopped after this, whatever they are doing
 
 
 def _average_flawed(flaw: str):
