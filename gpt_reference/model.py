@@ -12,7 +12,8 @@ The module and parameter names follow GPT-2 (``c_attn``, ``c_proj``, ``c_fc``, `
 weights, as published on Hugging Face, load with nothing more than a transpose (see ``load_hf_state_dict``).
 
 The free functions are the ones lessons 02 and 03 have you write (``causal_mask``, ``scaled_dot_product_attention``,
-``gelu``, ``count_params``, ``load_hf_state_dict``), and the modules are built from them.
+``gelu``, ``count_params``, ``load_hf_state_dict``), and the modules are built from them; lesson 07's
+``flops_per_token`` counts what training one costs.
 
 References: OpenAI's GPT-2 code (tensorflow), Hugging Face's ``modeling_gpt2.py``, Karpathy's nanoGPT.
 """
