@@ -88,8 +88,8 @@ def _flops_flawed(flaw: str):
 
 
 FLOPS_HINTS = {
-    "position embeddings counted": "the position embeddings are looked up, not multiplied: leave wpe's block_size·n_embd "
-                                   "parameters out of N",
+    "position embeddings counted": "the position embeddings are looked up, not multiplied: leave wpe's "
+                                   "block_size·n_embd parameters out of N",
     "token embeddings left out": "the token embedding matrix is also lm_head, the output layer, whose matmul costs 6 "
                                  "FLOPs per weight per token: keep it in N",
     "attention term left out": "6·N counts the weights' matmuls; the attention scores and the weighted sum of the "
