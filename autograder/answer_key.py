@@ -70,6 +70,13 @@ ANSWER_KEY: dict[str, dict[str, str]] = {
         "train": "gpt_reference.loop.train",
         "generate_text": "gpt_reference.sampling.generate_text",
     },
+    "07_scaling": {
+        "flops_per_token": "gpt_reference.model.flops_per_token",
+        "mfu": "gpt_reference.metrics.mfu",
+        "autocast_dtype": "gpt_reference.hardware.autocast_dtype",
+        "accumulate_gradients": "gpt_reference.trainer.accumulate_gradients",
+        "average_gradients": "gpt_reference.distributed.average_gradients",
+    },
 }
 
 

@@ -492,4 +492,42 @@ HINTS: dict[str, tuple[str, ...]] = {
         "max_new_tokens and every sampling setting, and decode the whole first row, prompt included, in one call:"
         " a character may span two tokens.",
     ),
+    # 07_scaling
+    "scaling.flops_per_token": (
+        "Count the parameters by formula (lesson 03's `count_params`), not by building the model: the checks ask "
+        "about GPT-2 xl, 6 GB of weights. Which parameters are looked up rather than multiplied?",
+        "N is every parameter but the position embeddings (wte stays: it is also lm_head). Each costs 6 FLOPs per "
+        "token, 2 forward and 4 backward. Attention adds 12 FLOPs per layer, per channel, per position of the "
+        "context: 12·n_layer·n_embd·T.",
+        "T is seq_len when it is given, else the config's block_size. Return a number (an int is exact).",
+    ),
+    "scaling.mfu": (
+        "MFU is achieved FLOP/s over the most the hardware could do: what is the achieved rate, and how many "
+        "devices does the peak belong to?",
+        "The run does flops_per_token times tokens_per_sec FLOP/s in all; its processes have world_size devices, "
+        "each with peak_flops. Return the ratio as a fraction, not a percentage.",
+    ),
+    "scaling.autocast_dtype": (
+        "Three answers: bf16, fp16 and float32. Which one needs a GradScaler, and which devices does this course "
+        "run in half precision at all?",
+        "On CUDA: bf16 when the GPU supports it (Ampere and later), else fp16. Every other device type (the CPU, "
+        "MPS) gets float32, whatever bf16_supported says.",
+    ),
+    "scaling.accumulate_gradients": (
+        "backward() adds into .grad, it never replaces it: that is what makes accumulation work. What must each "
+        "micro-batch's loss be scaled by, so that the sum of their gradients is the mean's gradient?",
+        "For each (x, y): the loss from the model, divided by the number of micro-batches, then backward() right "
+        "away, one micro-batch at a time. Keep a running total of the detached losses; no zero_grad and no "
+        "optimizer step here.",
+        "Return the mean loss as a 0-d tensor: no `.item()` (a GPU would have to finish first) and no graph (add "
+        "`loss.detach()`, not the loss).",
+    ),
+    "scaling.average_gradients": (
+        "Every process has its own gradients, from its own rows. `dist.all_reduce` turns a tensor, in place, into "
+        "the sum of that tensor over all the processes: how do you get the mean from the sum?",
+        "Loop over model.parameters(); for each one that has a gradient, all_reduce p.grad itself (not a copy, "
+        "not an expression), then divide it in place by the number of processes, the default group's world size.",
+        "Every process must make the same calls in the same order, or one of them waits forever: skip a parameter "
+        "without a gradient on every process alike.",
+    ),
 }

@@ -324,10 +324,28 @@ def _whose(filename: str) -> str:
     return "library" if path.startswith(_LIBRARIES) else "learner"
 
 
+_current: Watch | None = None  # the watch of the probe now running (a process the probe forks inherits it)
+
+
+def seen_in_this_process() -> tuple[str, str, bool] | None:
+    """In a process a probe forked to run the learner's code (lesson 07's data parallelism): what the watch it
+    inherited saw, for the probe to hand back to its own process."""
+    return _current.seen if _current is not None else None
+
+
+def seen_in_another_process(seen: tuple[str, str, bool]) -> None:
+    """In the probe's process: what a process it forked saw (``seen_in_this_process``) stops the probe, as the call
+    would have stopped it here."""
+    if _current is not None:
+        _current.saw(*seen)
+
+
 @contextmanager
 def watching(check: Check) -> Iterator[Watch]:
     """Watch the probe's run of the learner's object; the profiler and the mode are off again afterwards."""
+    global _current
     watch = Watch(check)
+    outer, _current = _current, watch
     rules = watch.rules
     previous = sys.getprofile()
     mode = _ForbiddenFunctions(watch) if rules.functions else None
@@ -340,6 +358,7 @@ def watching(check: Check) -> Iterator[Watch]:
     except _Seen:  # the probe stopped at the first borrowed call; ``watch.finding()`` says which
         pass
     finally:
+        _current = outer
         sys.setprofile(previous)
         if mode is not None:
             mode.__exit__(None, None, None)

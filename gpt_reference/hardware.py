@@ -43,12 +43,24 @@ def auto_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def autocast_dtype(device_type: str, bf16_supported: bool) -> torch.dtype:
+    """The dtype of mixed precision on a device of type ``device_type`` (lesson 07): bf16 on CUDA when the GPU
+    supports it (``torch.cuda.is_bf16_supported()``), else fp16; float32 on every other device.
+
+    bf16 keeps float32's 8 exponent bits, so it spans the same range and gradients as small as 1e-38 survive;
+    fp16 has 5, and gradients below about 6e-8 flush to zero unless the loss is scaled up first (a ``GradScaler``).
+    On the CPU float32 is the fast path (few CPUs have bf16 matrix units), and on Apple's MPS the reference keeps
+    float32 too: one precision there, whatever the macOS and PyTorch versions support.
+    """
+    if device_type == "cuda":
+        return torch.bfloat16 if bf16_supported else torch.float16
+    return torch.float32
+
+
 def resolve_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
-    """The compute dtype for mixed precision. ``auto``: bf16 on CUDA when supported, else fp16; fp32 elsewhere."""
+    """The compute dtype for mixed precision: ``auto`` is ``autocast_dtype`` for the device, else the one named."""
     if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        return autocast_dtype(device.type, device.type == "cuda" and torch.cuda.is_bf16_supported())
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in table:
         raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")

@@ -23,6 +23,17 @@ METRICS_NAME = "metrics.jsonl"
 PLOT_NAME = "loss.png"
 
 
+def mfu(flops_per_token: float, tokens_per_sec: float, peak_flops: float, world_size: int = 1) -> float:
+    """Model FLOPs utilisation (lesson 07): the fraction of the devices' peak that the model's own arithmetic uses.
+
+    The run does ``flops_per_token · tokens_per_sec`` FLOP/s over all its ``world_size`` processes, each on a device
+    that could do at most ``peak_flops``. Work the model does not need (recomputation, padding) does not count, and
+    neither does time lost to data loading or communication: MFU is what is left of the peak. A fraction, not a
+    percentage (nanoGPT's GPT-2 124M on an A100: about 0.37).
+    """
+    return flops_per_token * tokens_per_sec / (world_size * peak_flops)
+
+
 class RunMetrics:
     """The bookkeeping of one run's reports. ``writes`` is False in all DDP processes but rank 0: they keep the
     speed figures (callbacks may read them everywhere) but write nothing, to files or the terminal.
@@ -55,7 +66,7 @@ class RunMetrics:
         """Model FLOPs utilisation of one device: achieved FLOP/s per process over the device's peak."""
         if self.flops_per_token is None or self.peak_flops is None or not tokens_per_sec:
             return None
-        return self.flops_per_token * tokens_per_sec / self.world_size / self.peak_flops
+        return mfu(self.flops_per_token, tokens_per_sec, self.peak_flops, self.world_size)
 
     # ---- one fit ------------------------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ The module and parameter names follow GPT-2 (``c_attn``, ``c_proj``, ``c_fc``, `
 weights, as published on Hugging Face, load with nothing more than a transpose (see ``load_hf_state_dict``).
 
 The free functions are the ones lessons 02 and 03 have you write (``causal_mask``, ``scaled_dot_product_attention``,
-``gelu``, ``count_params``, ``load_hf_state_dict``), and the modules are built from them.
+``gelu``, ``count_params``, ``load_hf_state_dict``), and the modules are built from them; lesson 07's
+``flops_per_token`` counts what training one costs.
 
 References: OpenAI's GPT-2 code (tensorflow), Hugging Face's ``modeling_gpt2.py``, Karpathy's nanoGPT.
 """
@@ -27,6 +28,7 @@ from torch.nn import functional as F
 
 from .config import GPTConfig
 from .hardware import peak_flops
+from .metrics import mfu
 
 
 class LayerNorm(nn.Module):
@@ -230,6 +232,21 @@ def count_params(config: GPTConfig) -> int:
     return embeddings + config.n_layer * block + layer_norm  # … and ln_f
 
 
+def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> int:
+    """Training FLOPs (forward and backward) per token of ``GPT(config)`` on sequences of ``seq_len`` tokens
+    (default ``block_size``), counted as in the PaLM paper's appendix B (lesson 07).
+
+    A weight does one multiply and one add (2 FLOPs) per token in the forward pass and twice that in the backward
+    pass (the gradients of its input and of itself): 6 per parameter. The parameters are those of ``count_params``
+    less the position embeddings, which are looked up, not multiplied (the token embeddings stay: they are also
+    the output layer). Attention adds work no parameter counts: the scores q·k and the weighted sum of the values,
+    2·C multiply-adds per position of the context in each layer, 12·n_layer·n_embd·T with the backward pass.
+    """
+    T = config.block_size if seq_len is None else seq_len
+    non_embedding = count_params(config) - config.block_size * config.n_embd
+    return 6 * non_embedding + 12 * config.n_layer * config.n_embd * T
+
+
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
     """The language-model loss (lesson 04): the mean over positions of ``logsumexp(logits) - logits[target]``, the
     negative log-probability of each target, leaving out positions whose target is ``ignore_index`` (padding, or
@@ -381,19 +398,16 @@ class GPT(nn.Module):
 
     # ---- speed accounting -------------------------------------------------------------------------------------
 
-    def flops_per_token(self, seq_len: int | None = None) -> float:
-        """Training FLOPs (forward + backward) per token, as in the PaLM paper's appendix B: 6 per parameter
-        (2 forward, 4 backward) plus the attention scores, 12·n_layer·n_head·head_size·T."""
-        cfg = self.config
-        T = seq_len or cfg.block_size
-        return 6 * self.num_params(non_embedding=True) + 12 * cfg.n_layer * cfg.n_embd * T
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token of this model (``flops_per_token(self.config, seq_len)``, lesson 07)."""
+        return flops_per_token(self.config, seq_len)
 
     def estimate_mfu(self, tokens_per_iter: int, seconds_per_iter: float, seq_len: int | None = None) -> float | None:
         """Model FLOPs utilisation: achieved FLOP/s over this device's peak; None when the peak is unknown."""
         peak = peak_flops(self.lm_head.weight.device)
         if peak is None:
             return None
-        return self.flops_per_token(seq_len) * tokens_per_iter / seconds_per_iter / peak
+        return mfu(self.flops_per_token(seq_len), tokens_per_iter / seconds_per_iter, peak)
 
     # ---- GPT-2 weights in Hugging Face's layout ---------------------------------------------------------------
 

@@ -108,7 +108,7 @@ def answer_code() -> set[str]:
 
 
 def test_the_answer_code_is_found_in_every_lesson(answer_code) -> None:
-    assert len(LESSONS) == 6
+    assert len(LESSONS) == 7
     assert len(answer_code) > 200
     assert _squeezed("shifted = x - x.max(dim=dim, keepdim=True).values") in answer_code  # lesson 02's softmax
 
