@@ -386,8 +386,9 @@ class Trainer:
         improved (or always, with ``always_save_checkpoint``); saves a final checkpoint at the end, so that
         ``out_dir/ckpt.pt`` then holds the last model. Under DDP call it in every process.
 
-        On a NaN/inf loss raises ``TrainingDiverged`` when it reads it (see the class docstring), without saving. On Ctrl-C (KeyboardInterrupt) saves a
-        checkpoint of the last completed step, prints how to resume, and re-raises the KeyboardInterrupt.
+        On a NaN/inf loss raises ``TrainingDiverged`` when it reads it (see the class docstring), without saving.
+        On Ctrl-C (KeyboardInterrupt) saves a checkpoint of the last completed step, prints how to resume, and
+        re-raises the KeyboardInterrupt.
         Returns a summary: iterations, best/last losses, wall time, tokens/s, MFU and the checkpoint's path.
         """
         cfg = self.config

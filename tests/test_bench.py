@@ -21,8 +21,9 @@ def run(script: str, *args: str) -> str:
 
 def test_train_cpu_bench_runs_both_loops_on_the_same_steps(tmp_path, shakespeare_path):
     path = tmp_path / "bench.json"
-    out = run("bench_train_cpu.py", "--steps=4", "--rounds=2", f"--json={path}", f"--data_dir={shakespeare_path.parent}",
-              "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=8", "--batch_size=2", "--compile=false")
+    out = run("bench_train_cpu.py", "--steps=4", "--rounds=2", f"--json={path}",
+              f"--data_dir={shakespeare_path.parent}", "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=8",
+              "--batch_size=2", "--compile=false")
     assert "reference (Trainer.step)" in out and "nanoGPT-style eager loop" in out and "speed-up" in out
     result = json.loads(path.read_text())
     assert set(result["tokens_per_sec"]) == {"reference", "nanogpt"} and result["compile"] is False
