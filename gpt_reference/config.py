@@ -107,6 +107,8 @@ class DataConfig:
     text_path: str = ""  # the file (dataset = "text") or folder (dataset = "textdir") to read
     tokenizer: str = "auto"  # for text data sets: char | bpe | gpt2 | auto
     bpe_vocab_size: int = 2048  # when we train our own BPE
+    # the model's vocabulary is the tokenizer's, rounded up to a multiple of this (the extra ids are never targets)
+    pad_vocab_to_multiple: int = 1
     adder_digits: int = 2  # the adder task: n-digit addition
 
 

@@ -9,6 +9,10 @@ than against some other chip's number.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
+import shutil
+import sys
 
 import torch
 
@@ -103,3 +107,19 @@ def batch_to_device(
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
     return x.to(device), y.to(device)
+
+
+def compile_unavailable_reason(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here, in a few words, or None when it can.
+
+    Its backend (inductor) writes kernels and builds them as it trains: C++ built by the C++ compiler inductor
+    looks for (``$CXX``, else g++, clang++ on macOS, cl on Windows) on the CPU, Triton on CUDA.
+    """
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        return "Triton, which builds its CUDA kernels, is not installed"
+    if device.type == "cpu":
+        default = "cl" if sys.platform == "win32" else "clang++" if sys.platform == "darwin" else "g++"
+        compiler = os.environ.get("CXX", default)
+        if shutil.which(compiler) is None:
+            return f"no C++ compiler ({compiler}) to build its CPU kernels"
+    return None

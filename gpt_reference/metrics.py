@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 from tqdm import tqdm
 
@@ -100,8 +100,10 @@ class RunMetrics:
             file=sys.stderr,
         )
 
-    def step(self, iter_num: int, loss: float, lr: float, tokens: int) -> None:
-        """After each optimizer step: the speed figures, the bar, and every ``log_interval`` steps a line."""
+    def step(self, iter_num: int, loss: SupportsFloat, lr: float, tokens: int) -> None:
+        """After each optimizer step: the speed figures and the bar; every ``log_interval`` steps, a line and the
+        bar's figures. ``loss`` (a float, or a 0-d tensor still on the device) is read on those steps only: reading
+        it makes the host wait for the device."""
         now = time.perf_counter()
         dt, self._last = now - self._last, now
         self.steps += 1
@@ -119,17 +121,21 @@ class RunMetrics:
             self.mfu = self.mfu_at(self.tokens_per_sec)
         if not self.writes:
             return
+        bar = self._bar is not None and not self._bar.disable
+        if bar:
+            self._bar.update(1)
+        if self.log_interval <= 0 or iter_num % self.log_interval != 0:
+            return
+        loss = float(loss)
         mfu = "n/a" if self.mfu is None else f"{self.mfu * 100:.1f}%"
         tok_s = f"{self.tokens_per_sec or 0:,.0f}"
-        if self._bar is not None and not self._bar.disable:
-            self._bar.update(1)
+        self._write(type="train", iter=iter_num, loss=loss, lr=lr, tokens_per_sec=step_tokens_per_sec,
+                    mfu=self.mfu_at(step_tokens_per_sec))  # fmt: skip
+        if bar:
             postfix = {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}", "tok/s": tok_s, "mfu": mfu}
             self._bar.set_postfix(postfix, refresh=False)  # a dict keeps this order (keywords get sorted)
-        if self.log_interval > 0 and iter_num % self.log_interval == 0:
-            self._write(type="train", iter=iter_num, loss=loss, lr=lr, tokens_per_sec=step_tokens_per_sec,
-                        mfu=self.mfu_at(step_tokens_per_sec))  # fmt: skip
-            if not self.progress:
-                print(f"iter {iter_num}: loss {loss:.4f}, lr {lr:.2e}, {tok_s} tok/s, mfu {mfu}")
+        else:
+            print(f"iter {iter_num}: loss {loss:.4f}, lr {lr:.2e}, {tok_s} tok/s, mfu {mfu}")
 
     def evaluation(self, iter_num: int, losses: dict[str, float]) -> None:
         """After an evaluation: a line in metrics.jsonl, a line on the terminal, and loss.png redrawn."""

@@ -119,9 +119,9 @@ class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with the heads computed together in one batched matmul.
 
     ``impl`` selects how the attention itself is computed: ``"sdpa"`` calls PyTorch's fused
-    ``F.scaled_dot_product_attention`` (flash attention on GPUs that support it); ``"manual"`` calls the
-    ``scaled_dot_product_attention`` and ``causal_mask`` above, lesson 02's attention, for teaching and for checking
-    the fused kernel.
+    ``F.scaled_dot_product_attention`` (flash attention on GPUs that support it; compiled for the CPU, the manual
+    one); ``"manual"`` calls the ``scaled_dot_product_attention`` and ``causal_mask`` above, lesson 02's attention,
+    for teaching and for checking the fused kernel.
     """
 
     def __init__(self, config: GPTConfig, impl: str = "sdpa") -> None:
@@ -150,14 +150,18 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             past = len(cache)
             k, v = cache.append(k, v)
+        # Under torch.compile on the CPU the spelled-out attention is the faster one: the compiler fuses its scaling,
+        # mask and softmax (and their backward) into a few loops, where the fused kernel is a call it cannot look
+        # into, and at short contexts no faster.
+        fused = self.impl == "sdpa" and not (x.device.type == "cpu" and torch.compiler.is_compiling())
         # Query i sits at absolute position past + i and may attend to keys 0 .. past + i: the last T rows of the
         # causal mask over all past + T positions. With no past the fused kernel builds that mask itself
         # (is_causal); a single new query may attend to everything, so needs no mask.
-        is_causal = self.impl == "sdpa" and past == 0 and T > 1
+        is_causal = fused and past == 0 and T > 1
         mask = None if is_causal or T == 1 else causal_mask(past + T)[past:].to(x.device)
         dropout_p = self.dropout if self.training else 0.0
 
-        if self.impl == "sdpa":
+        if fused:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
         else:
             y = scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout_p)

@@ -47,7 +47,7 @@ from .checkpoint import (get_rng_states, load_checkpoint, read_checkpoint, save_
                          unwrap_model)
 from .config import TrainConfig
 from .data import EVAL_STEP, SPLIT_IDS, batch_seed
-from .hardware import auto_device, autocast, peak_flops, resolve_dtype, synchronize
+from .hardware import auto_device, autocast, compile_unavailable_reason, peak_flops, resolve_dtype, synchronize
 from .metrics import RunMetrics
 from .optim import configure_optimizer, get_lr
 
@@ -63,7 +63,8 @@ class BatchSource(Protocol):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the parameters are left as they were before that step."""
+    """The loss became NaN or infinite. ``train_step`` raises it before that step, so the parameters are left as
+    they were; ``Trainer`` finds it when it next reads the losses, when no checkpoint has been written since."""
 
 
 # ---- lesson 04: one step, an honest loss, the loop ----------------------------------------------------------------
@@ -112,6 +113,15 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequ
     if not math.isfinite(mean_loss):
         optimizer.zero_grad(set_to_none=True)
         raise TrainingDiverged(f"the loss became {mean_loss}")
+    apply_gradients(model, optimizer, grad_clip, scaler=scaler)
+    return mean_loss
+
+
+def apply_gradients(model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float = 1.0, *,
+                    scaler: torch.amp.GradScaler | None = None) -> None:
+    """``train_step``'s second half: clip the global gradient norm to ``grad_clip`` (when > 0; the fp16 ``scaler``
+    first unscales the gradients, so that the true ones are clipped), step the optimizer, clear the gradients. It
+    reads nothing back from the device: ``Trainer`` calls it without waiting for the loss."""
     if grad_clip > 0:
         if scaler is not None:
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
@@ -122,7 +132,6 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequ
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return mean_loss
 
 
 @torch.no_grad()
@@ -162,9 +171,11 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, get_batch_fn: Callab
 class Trainer:
     """Trains ``model`` on ``data`` as ``config`` says. See the module docstring for the conventions.
 
-    Pass the plain model (``config.compile`` compiles it). Attributes callbacks may read: ``model`` (the plain
-    module, never the DDP/compiled wrapper), ``config``, ``device``, ``dtype``, ``optimizer``, ``iter_num`` (steps
-    done), ``last_loss`` (mean loss of the last step, over all processes), ``last_lr``, ``last_eval`` (``{"train":
+    Pass the plain model (``config.compile`` compiles it, where this machine can: see ``compile_unavailable_reason``;
+    otherwise the trainer says why in one line and runs it eagerly). Attributes callbacks may read: ``model`` (the
+    plain module, never the DDP/compiled wrapper), ``config``, ``device``, ``dtype``, ``optimizer``, ``iter_num``
+    (steps done), ``last_loss`` (mean loss of the last step, over all processes; reading it waits for the device),
+    ``last_lr``, ``last_eval`` (``{"train":
     ..., "val": ...}``), ``best_val_loss``, ``metrics`` (``tokens_per_sec``, ``mfu``), ``rank``, ``world_size``,
     ``is_master``, ``out_dir``, ``ckpt_path``. ``flops_per_token`` (training FLOPs per token) enables the MFU
     figure; ``extra_state`` (e.g. the run's config, to rebuild the model) is stored in every checkpoint as it is.
@@ -172,6 +183,10 @@ class Trainer:
     Under ``torchrun`` (the environment has RANK, WORLD_SIZE and LOCAL_RANK) the trainer joins the process group
     (nccl on CUDA, gloo on the CPU), uses GPU ``LOCAL_RANK``, wraps the model in DistributedDataParallel, and only
     rank 0 (``is_master``) shows progress, writes metrics and checkpoints. ``fit`` leaves the group at its end.
+
+    The host waits for the device only when it must (nanoGPT's rule): the losses stay on the device and are read
+    every ``log_interval`` steps (every step when it is 0), when a NaN or infinite one stops the run with
+    ``TrainingDiverged``, and before every evaluation and checkpoint, so that diverged weights are never saved.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, data: BatchSource, *,
@@ -215,7 +230,13 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         self.optimizer = configure_optimizer(self.model, config.weight_decay, config.learning_rate, betas,
                                              device_type=self.device.type)  # fmt: skip
-        self._eval_model: nn.Module = torch.compile(self.model) if config.compile else self.model
+        self._eval_model: nn.Module = self.model
+        if config.compile:
+            reason = compile_unavailable_reason(self.device)
+            if reason is None:
+                self._eval_model = torch.compile(self.model)
+            elif self.is_master:
+                print(f"compile: off, {reason}; the model runs eagerly", file=sys.stderr)
         self._train_model: nn.Module = self._eval_model
         if self.ddp:
             ids = [self.local_rank] if self.device.type == "cuda" else None
@@ -226,7 +247,8 @@ class Trainer:
         self.ckpt_path = self.out_dir / CHECKPOINT_NAME
         self.iter_num = 0
         self.best_val_loss = float("inf")
-        self.last_loss: float | None = None
+        self._last_loss: torch.Tensor | None = None  # on the device: read when asked
+        self._unchecked: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, loss) not yet read from the device
         self.last_lr: float | None = None
         self.last_eval: dict[str, float] = {}
         self.metrics = RunMetrics(self.out_dir, writes=self.is_master, progress=config.progress,
@@ -258,9 +280,16 @@ class Trainer:
         generator = torch.Generator().manual_seed(batch_seed(self.config.seed, split, step, micro))
         return self.data.get_batch(split, self.config.batch_size, generator, self.device)
 
-    def step(self) -> tuple[float, int]:
+    @property
+    def last_loss(self) -> float | None:
+        """The mean loss of the last step, over all processes (None before the first): it waits for the device."""
+        return None if self._last_loss is None else self._last_loss.item()
+
+    def step(self) -> tuple[torch.Tensor, int]:
         """Optimizer step number ``iter_num`` (``fit`` then advances ``iter_num``): its learning rate, this
-        process's micro-batches, ``train_step``. Returns (mean loss, tokens in all processes). ``bench`` times it."""
+        process's micro-batches, then ``train_step``'s work, ``accumulate_gradients`` and ``apply_gradients``,
+        without reading the loss. Returns (mean loss, a 0-d tensor on the device that may not be computed yet;
+        tokens in all processes). ``bench`` times it. ``fit`` checks the losses for NaN (``check_losses``)."""
         cfg, it = self.config, self.iter_num
         lr = get_lr(it, cfg.warmup_iters, cfg.lr_decay_iters, cfg.learning_rate, cfg.min_lr) if cfg.decay_lr else \
             cfg.learning_rate  # fmt: skip
@@ -269,17 +298,26 @@ class Trainer:
         self.last_lr = lr
         first = self.rank * self.local_accum  # micro-batches are numbered over all processes
         batches = [self._batch("train", it, g) for g in range(first, first + self.local_accum)]
-        try:
-            loss = train_step(self._train_model, self.optimizer, batches, cfg.grad_clip, dtype=self.dtype,
-                              scaler=self.scaler)  # fmt: skip
-        except TrainingDiverged as error:
-            raise TrainingDiverged(
-                f"{error} at iteration {it} (learning rate {lr:.3g}); the parameters are those before that step "
-                f"and {self.ckpt_path} was not overwritten. Try a lower learning_rate (or a longer warmup_iters), "
-                "check that the data and targets are valid (token ids below the vocabulary size), and keep "
-                "grad_clip > 0"
-            ) from None
+        loss = accumulate_gradients(self._train_model, batches, dtype=self.dtype, scaler=self.scaler)
+        apply_gradients(self._train_model, self.optimizer, cfg.grad_clip, scaler=self.scaler)
         return loss, sum(x.numel() for x, _ in batches) * self.world_size
+
+    def check_losses(self) -> None:
+        """Read the losses of the steps taken since the last check from the device (one wait) and raise
+        ``TrainingDiverged`` at the first NaN or infinite one. Every process holds the same (all-reduced) losses,
+        so under DDP all of them stop together."""
+        if not self._unchecked:
+            return
+        steps, self._unchecked = self._unchecked, []
+        values = torch.stack([loss for _, _, loss in steps]).tolist()
+        for (it, lr, _), value in zip(steps, values):
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"the loss became {value} at iteration {it} (learning rate {lr:.3g}), seen after iteration "
+                    f"{self.iter_num}; the parameters have diverged, and {self.ckpt_path} was not overwritten since. "
+                    "Try a lower learning_rate (or a longer warmup_iters), check that the data and targets are "
+                    "valid (token ids below the vocabulary size), and keep grad_clip > 0"
+                )
 
     def estimate_loss(self) -> dict[str, float]:
         """``estimate_loss`` over ``eval_iters`` fixed batches of each split: batch k of a split is always the same
@@ -301,7 +339,9 @@ class Trainer:
 
     def save(self, all_ranks: bool = True) -> Path:
         """Write ``ckpt_path`` (rank 0 writes). With ``all_ranks`` (a collective: every process must call it) the
-        RNG states of all DDP processes are gathered into it; otherwise only this process's."""
+        RNG states of all DDP processes are gathered into it; otherwise only this process's. Raises
+        ``TrainingDiverged`` instead when a loss since the last check was NaN or infinite."""
+        self.check_losses()
         rng_states = [get_rng_states(self.device)]
         if self.ddp and all_ranks:
             gathered: list[Any] = [None] * self.world_size
@@ -346,8 +386,9 @@ class Trainer:
         improved (or always, with ``always_save_checkpoint``); saves a final checkpoint at the end, so that
         ``out_dir/ckpt.pt`` then holds the last model. Under DDP call it in every process.
 
-        On NaN/inf loss raises ``TrainingDiverged`` without saving. On Ctrl-C (KeyboardInterrupt) saves a
-        checkpoint of the last completed step, prints how to resume, and re-raises the KeyboardInterrupt.
+        On a NaN/inf loss raises ``TrainingDiverged`` when it reads it (see the class docstring), without saving.
+        On Ctrl-C (KeyboardInterrupt) saves a checkpoint of the last completed step, prints how to resume, and
+        re-raises the KeyboardInterrupt.
         Returns a summary: iterations, best/last losses, wall time, tokens/s, MFU and the checkpoint's path.
         """
         cfg = self.config
@@ -356,9 +397,12 @@ class Trainer:
             if self.iter_num == 0 and cfg.max_iters > 0 and not cfg.resume:
                 self._evaluate()  # the loss before training (about ln(vocab_size) for a new model)
             while self.iter_num < cfg.max_iters:
-                self.last_loss, tokens = self.step()
+                self._last_loss, tokens = self.step()
+                self._unchecked.append((self.iter_num, self.last_lr, self._last_loss))
                 self.iter_num += 1
-                self.metrics.step(self.iter_num, self.last_loss, self.last_lr, tokens)
+                if cfg.log_interval <= 0 or self.iter_num % cfg.log_interval == 0:
+                    self.check_losses()
+                self.metrics.step(self.iter_num, self._last_loss, self.last_lr, tokens)
                 self.trigger_callbacks("on_batch_end")
                 if (cfg.eval_interval > 0 and self.iter_num % cfg.eval_interval == 0) or self.iter_num == cfg.max_iters:
                     self._evaluate()
@@ -393,6 +437,7 @@ class Trainer:
 
     def _evaluate(self) -> None:
         """Evaluate, log, checkpoint if the val loss improved, then run the on_eval_end callbacks."""
+        self.check_losses()  # no evaluation of, and no checkpoint of, diverged weights
         if self.config.eval_iters > 0:
             self.last_eval = self.estimate_loss()
             self.metrics.evaluation(self.iter_num, self.last_eval)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,18 @@ def run(script: str, *args: str) -> str:
     result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def test_train_cpu_bench_runs_both_loops_on_the_same_steps(tmp_path, shakespeare_path):
+    path = tmp_path / "bench.json"
+    out = run("bench_train_cpu.py", "--steps=4", "--rounds=2", f"--json={path}",
+              f"--data_dir={shakespeare_path.parent}", "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=8",
+              "--batch_size=2", "--compile=false")
+    assert "reference (Trainer.step)" in out and "nanoGPT-style eager loop" in out and "speed-up" in out
+    result = json.loads(path.read_text())
+    assert set(result["tokens_per_sec"]) == {"reference", "nanogpt"} and result["compile"] is False
+    assert result["loss_difference"] < 1e-5  # the same model, rows and updates: float rounding only
+    assert abs(result["loss"]["reference"] - math.log(65)) < 0.5  # 4 steps from a random start
 
 
 def test_kv_cache_bench_checks_tokens_and_reports_every_length():

@@ -98,6 +98,20 @@ def test_sdpa_and_manual_attention_agree():
     torch.testing.assert_close(fused, manual, atol=1e-5, rtol=1e-5)
 
 
+def test_compiled_for_the_cpu_the_attention_is_the_spelled_out_one():
+    model = small_model()
+    idx = torch.randint(0, 37, (2, 16))
+    ops: list[str] = []
+
+    def record(graph_module, example_inputs):  # a torch.compile backend that runs the traced graph as it is
+        ops.extend(str(node.target) for node in graph_module.graph.nodes)
+        return graph_module.forward
+
+    compiled, _ = torch.compile(model, backend=record)(idx)
+    assert any("softmax" in op for op in ops) and not any("scaled_dot_product_attention" in op for op in ops)
+    torch.testing.assert_close(compiled, model(idx)[0], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("impl", ["sdpa", "manual"])
 def test_kv_cache_forward_matches_full_forward(impl):
     model = small_model()

@@ -391,14 +391,51 @@ class DivergesAt(TinyLM):
 
 def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(tmp_path):
     torch.manual_seed(0)
-    trainer = Trainer(DivergesAt(step=3), tiny_config(tmp_path, always_save_checkpoint=True, eval_interval=2),
-                      Windows())
+    config = tiny_config(tmp_path, always_save_checkpoint=True, eval_interval=2, log_interval=5)
+    trainer = Trainer(DivergesAt(step=3), config, Windows())
     with pytest.raises(TrainingDiverged, match=r"at iteration 3 \(learning rate") as info:
         trainer.fit()
     assert "learning_rate" in str(info.value) and "grad_clip" in str(info.value)
-    assert trainer.iter_num == 3
-    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())  # the bad step was not taken
+    # the losses are read before the evaluation of iteration 4, which would have saved the diverged weights
+    assert trainer.iter_num == 4 and "seen after iteration 4" in str(info.value)
     assert read_checkpoint(trainer.ckpt_path)["iteration"] == 2  # saved at the evaluation of iteration 2
+    assert all(torch.isfinite(p).all() for p in read_checkpoint(trainer.ckpt_path)["model"].values())
+
+
+def test_the_losses_are_read_every_log_interval_steps(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(DivergesAt(step=0), tiny_config(tmp_path, max_iters=8, eval_interval=0, log_interval=3),
+                      Windows())  # fmt: skip
+    with pytest.raises(TrainingDiverged, match=r"at iteration 0 \(learning rate"):
+        trainer.fit()
+    assert trainer.iter_num == 3  # steps 1 and 2 went on without waiting for step 0's loss
+    assert not trainer.ckpt_path.exists()
+
+    trainer = Trainer(DivergesAt(step=0), tiny_config(tmp_path / "quiet", max_iters=8, eval_interval=0,
+                                                      log_interval=0), Windows())  # fmt: skip
+    with pytest.raises(TrainingDiverged):
+        trainer.fit()
+    assert trainer.iter_num == 1  # without log lines, after every step
+
+
+def test_train_step_raises_before_the_step(tmp_path):
+    torch.manual_seed(0)
+    model = DivergesAt(step=0)
+    optimizer = configure_optimizer(model, 0.1, 1e-2, (0.9, 0.99))
+    before = [p.detach().clone() for p in model.parameters()]
+    batch = Windows().get_batch("train", 4, torch.Generator().manual_seed(0), "cpu")
+    with pytest.raises(TrainingDiverged, match="the loss became nan"):
+        train_step(model, optimizer, [batch])
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_compile_without_a_compiler_says_why_and_runs_eagerly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    trainer = make_trainer(tmp_path, compile=True, max_iters=2)
+    assert f"compile: off, no C++ compiler ({tmp_path / 'no-such-compiler'})" in capsys.readouterr().err
+    assert trainer._train_model is trainer.model
+    assert trainer.fit()["iterations"] == 2
 
 
 def test_metrics_plot_callbacks_and_summary(tmp_path):
