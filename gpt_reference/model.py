@@ -178,6 +178,10 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     """
     # the formula above, in one fused kernel:
     #     0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    if x.device.type == "cpu" and torch.compiler.is_compiling():
+        # The same function, as the compiler fuses it best on a CPU: 0.5·(1 + tanh(u)) = σ(2u) exactly, and a CPU's
+        # vectorised exp (inside the sigmoid) is about 3× faster than its tanh. Only rounding differs (~1e-7).
+        return x * torch.sigmoid(2.0 * math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x))
     return F.gelu(x, approximate="tanh")
 
 

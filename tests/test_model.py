@@ -98,7 +98,7 @@ def test_sdpa_and_manual_attention_agree():
     torch.testing.assert_close(fused, manual, atol=1e-5, rtol=1e-5)
 
 
-def test_compiled_for_the_cpu_the_attention_is_the_spelled_out_one():
+def test_compiled_for_the_cpu_the_attention_is_the_spelled_out_one_and_gelu_a_sigmoid():
     model = small_model()
     idx = torch.randint(0, 37, (2, 16))
     ops: list[str] = []
@@ -109,6 +109,7 @@ def test_compiled_for_the_cpu_the_attention_is_the_spelled_out_one():
 
     compiled, _ = torch.compile(model, backend=record)(idx)
     assert any("softmax" in op for op in ops) and not any("scaled_dot_product_attention" in op for op in ops)
+    assert any("sigmoid" in op for op in ops) and not any("gelu" in op for op in ops)
     torch.testing.assert_close(compiled, model(idx)[0], atol=1e-5, rtol=1e-5)
 
 
