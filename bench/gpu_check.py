@@ -194,7 +194,7 @@ def ddp(tiny: bool, data_dir: str, work: Path) -> Result:
         "seconds": {"one_process": single["seconds"], "torchrun": distributed["seconds"]},
     }
     if processes == 1:
-        result["note"] = "one process: torchrun's launch is checked; averaging gradients across processes needs 2+ GPUs"
+        result["note"] = "one process: DDP and its process group run, but averaging across processes needs 2+ GPUs"
     return result
 
 

@@ -175,10 +175,10 @@ class Trainer:
     otherwise the trainer says why in one line and runs it eagerly). Attributes callbacks may read: ``model`` (the
     plain module, never the DDP/compiled wrapper), ``config``, ``device``, ``dtype``, ``optimizer``, ``iter_num``
     (steps done), ``last_loss`` (mean loss of the last step, over all processes; reading it waits for the device),
-    ``last_lr``, ``last_eval`` (``{"train":
-    ..., "val": ...}``), ``best_val_loss``, ``metrics`` (``tokens_per_sec``, ``mfu``), ``rank``, ``world_size``,
-    ``is_master``, ``out_dir``, ``ckpt_path``. ``flops_per_token`` (training FLOPs per token) enables the MFU
-    figure; ``extra_state`` (e.g. the run's config, to rebuild the model) is stored in every checkpoint as it is.
+    ``last_lr``, ``last_eval`` (``{"train": ..., "val": ...}``), ``best_val_loss``, ``metrics`` (``tokens_per_sec``,
+    ``mfu``), ``rank``, ``world_size``, ``is_master``, ``out_dir``, ``ckpt_path``. ``flops_per_token`` (training
+    FLOPs per token) enables the MFU figure; ``extra_state`` (e.g. the run's config, to rebuild the model) is stored
+    in every checkpoint as it is.
 
     Under ``torchrun`` (the environment has RANK, WORLD_SIZE and LOCAL_RANK) the trainer joins the process group
     (nccl on CUDA, gloo on the CPU), uses GPU ``LOCAL_RANK``, wraps the model in DistributedDataParallel, and only
@@ -195,7 +195,7 @@ class Trainer:
         self.callbacks: dict[str, list[Callable[[Trainer], None]]] = {event: [] for event in EVENTS}
 
         # --- processes and device
-        self.ddp = int(os.environ.get("RANK", -1)) != -1 and int(os.environ.get("WORLD_SIZE", 1)) > 1
+        self.ddp = int(os.environ.get("RANK", -1)) != -1  # under torchrun, even with 1 process (as nanoGPT)
         self.rank = int(os.environ["RANK"]) if self.ddp else 0
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0)) if self.ddp else 0
         self.world_size = int(os.environ["WORLD_SIZE"]) if self.ddp else 1
