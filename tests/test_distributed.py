@@ -35,6 +35,9 @@ def _grads(model: torch.nn.Module) -> torch.Tensor:
 
 def _process(rank: int, store_path: str, send) -> None:
     try:
+        # one thread: a forked child of a process that has used OpenMP's thread pool hangs in its first parallel
+        # region (GNU OpenMP is not fork-safe), as autograder/checks/scaling.py's processes know too
+        torch.set_num_threads(1)
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
         dist.init_process_group("gloo", store=dist.FileStore(store_path, 2), rank=rank, world_size=2,
                                 timeout=timedelta(seconds=30))
