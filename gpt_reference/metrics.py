@@ -127,15 +127,15 @@ class RunMetrics:
         if self.log_interval <= 0 or iter_num % self.log_interval != 0:
             return
         loss = float(loss)
-        mfu = "n/a" if self.mfu is None else f"{self.mfu * 100:.1f}%"
+        mfu_text = "n/a" if self.mfu is None else f"{self.mfu * 100:.1f}%"
         tok_s = f"{self.tokens_per_sec or 0:,.0f}"
         self._write(type="train", iter=iter_num, loss=loss, lr=lr, tokens_per_sec=step_tokens_per_sec,
                     mfu=self.mfu_at(step_tokens_per_sec))  # fmt: skip
         if bar:
-            postfix = {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}", "tok/s": tok_s, "mfu": mfu}
+            postfix = {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}", "tok/s": tok_s, "mfu": mfu_text}
             self._bar.set_postfix(postfix, refresh=False)  # a dict keeps this order (keywords get sorted)
         else:
-            print(f"iter {iter_num}: loss {loss:.4f}, lr {lr:.2e}, {tok_s} tok/s, mfu {mfu}")
+            print(f"iter {iter_num}: loss {loss:.4f}, lr {lr:.2e}, {tok_s} tok/s, mfu {mfu_text}")
 
     def evaluation(self, iter_num: int, losses: dict[str, float]) -> None:
         """After an evaluation: a line in metrics.jsonl, a line on the terminal, and loss.png redrawn."""
