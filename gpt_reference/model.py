@@ -99,16 +99,20 @@ def scaled_dot_product_attention(
     """softmax(q kᵀ / √d, blocked scores set to -inf) v: each query takes a weighted mean of the values, weighted by
     how well it matches each key.
 
-    q: (B, H, T_q, D); k, v: (B, H, T_k, D); mask: bool, broadcastable to (B, H, T_q, T_k), True = may attend.
-    Returns (B, H, T_q, D). The scores are divided by √d because q·k sums d products: with unit-variance entries its
-    variance is d, and unscaled scores would make the softmax nearly one-hot as heads grow wider. Blocked scores
-    become -inf before the softmax, so that their weights are exactly 0 and the allowed ones still sum to 1.
-    ``dropout_p`` drops attention weights (in training), like the argument of PyTorch's fused
-    ``F.scaled_dot_product_attention``, which computes the same thing in one kernel.
+    q: (B, H, T_q, D); k, v: (B, H, T_k, D); mask: broadcastable to (B, H, T_q, T_k), either bool (True = may
+    attend) or float, added to the scores (0 where allowed, -inf where blocked), as for PyTorch's fused
+    ``F.scaled_dot_product_attention``, which computes the same thing in one kernel. Returns (B, H, T_q, D).
+    The scores are divided by √d because q·k sums d products: with unit-variance entries its variance is d, and
+    unscaled scores would make the softmax nearly one-hot as heads grow wider (dividing q instead is the same up to
+    rounding, and touches T·d numbers rather than T²). Blocked scores become -inf before the softmax, so that their
+    weights are exactly 0 and the allowed ones still sum to 1. ``dropout_p`` drops attention weights (in training),
+    like the fused kernel's argument.
     """
-    scores = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))  # (B, H, T_q, T_k)
-    if mask is not None:
+    scores = (q / math.sqrt(k.size(-1))) @ k.transpose(-2, -1)  # (B, H, T_q, T_k)
+    if mask is not None and mask.dtype == torch.bool:
         scores = scores.masked_fill(~mask, float("-inf"))
+    elif mask is not None:
+        scores = scores + mask
     weights = torch.softmax(scores, dim=-1)  # over the keys, for each query
     if dropout_p > 0:
         weights = F.dropout(weights, dropout_p)
@@ -135,6 +139,12 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout  # on the attention weights, inside either impl
+        # The causal mask as a table to add to the scores (0 on and below the diagonal, -inf above), for the
+        # attention compiled for a CPU: the compiler fuses one add of a table it loads into the softmax, where a bool
+        # mask built in the graph costs integer compares on every score. Not saved with the weights.
+        self.register_buffer(
+            "causal_bias", torch.full((config.block_size, config.block_size), float("-inf")).triu(1), persistent=False
+        )
         if impl not in ("sdpa", "manual"):
             raise ValueError(f"attention impl must be 'sdpa' or 'manual', not {impl!r}")
         self.impl = impl
@@ -153,12 +163,18 @@ class CausalSelfAttention(nn.Module):
         # Under torch.compile on the CPU the spelled-out attention is the faster one: the compiler fuses its scaling,
         # mask and softmax (and their backward) into a few loops, where the fused kernel is a call it cannot look
         # into, and at short contexts no faster.
-        fused = self.impl == "sdpa" and not (x.device.type == "cpu" and torch.compiler.is_compiling())
+        compiled_for_cpu = x.device.type == "cpu" and torch.compiler.is_compiling()
+        fused = self.impl == "sdpa" and not compiled_for_cpu
         # Query i sits at absolute position past + i and may attend to keys 0 .. past + i: the last T rows of the
         # causal mask over all past + T positions. With no past the fused kernel builds that mask itself
         # (is_causal); a single new query may attend to everything, so needs no mask.
         is_causal = fused and past == 0 and T > 1
-        mask = None if is_causal or T == 1 else causal_mask(past + T)[past:].to(x.device)
+        if is_causal or T == 1:
+            mask = None
+        elif compiled_for_cpu:
+            mask = self.causal_bias[past : past + T, : past + T]
+        else:
+            mask = causal_mask(past + T)[past:].to(x.device)
         dropout_p = self.dropout if self.training else 0.0
 
         if fused:
@@ -403,6 +419,8 @@ class GPT(nn.Module):
             raise ValueError(f"can only shrink block_size ({self.config.block_size}), not grow it to {block_size}")
         self.config.block_size = block_size
         self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size].detach().clone())
+        for block in self.transformer.h:
+            block.attn.causal_bias = block.attn.causal_bias[:block_size, :block_size].clone()
 
     # ---- speed accounting -------------------------------------------------------------------------------------
 

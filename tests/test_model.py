@@ -109,6 +109,7 @@ def test_compiled_for_the_cpu_the_attention_is_the_spelled_out_one_and_gelu_a_si
 
     compiled, _ = torch.compile(model, backend=record)(idx)
     assert any("softmax" in op for op in ops) and not any("scaled_dot_product_attention" in op for op in ops)
+    assert not any("masked_fill" in op for op in ops)  # the causal mask is the precomputed table, added
     assert any("sigmoid" in op for op in ops) and not any("gelu" in op for op in ops)
     torch.testing.assert_close(compiled, model(idx)[0], atol=1e-5, rtol=1e-5)
 
@@ -166,6 +167,7 @@ def test_crop_block_size():
     model.crop_block_size(8)
     after, _ = model(idx)
     assert model.transformer.wpe.weight.shape == (8, 16)
+    assert all(block.attn.causal_bias.shape == (8, 8) for block in model.transformer.h)
     torch.testing.assert_close(before, after)
     with pytest.raises(ValueError):
         model(torch.zeros(1, 9, dtype=torch.long))
@@ -208,6 +210,16 @@ def test_scaled_dot_product_attention_matches_the_fused_kernel():
     padding[1, ..., -2:] = False  # a mask that broadcasts over heads and queries
     torch.testing.assert_close(scaled_dot_product_attention(q, k, v, padding),
                                F.scaled_dot_product_attention(q, k, v, attn_mask=padding))
+    additive = torch.zeros(6, 6).masked_fill(~causal_mask(6), float("-inf"))  # a float mask is added to the scores
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v, additive),
+                               F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
+def test_the_causal_table_is_not_saved_with_the_weights():
+    model = small_model()
+    assert not any("causal_bias" in name for name in model.state_dict())
+    table = model.transformer.h[0].attn.causal_bias
+    assert table.shape == (16, 16) and torch.equal(table == 0, causal_mask(16))
 
 
 def test_attention_dropout_keeps_the_expected_output():
