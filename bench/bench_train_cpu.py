@@ -35,7 +35,6 @@ import torch
 from gpt_reference import data
 from gpt_reference.cli import _model_config_for
 from gpt_reference.config import RunConfig, TrainConfig, load_config
-from gpt_reference.hardware import compile_unavailable_reason
 from gpt_reference.model import GPT
 from gpt_reference.optim import get_lr
 from gpt_reference.trainer import Trainer
@@ -121,7 +120,7 @@ def bench(config: RunConfig, steps: int, rounds: int) -> dict:
         "model": dataclasses.asdict(model_config),
         "batch_size": train_config.batch_size,
         "threads": torch.get_num_threads(),
-        "compile": train_config.compile and compile_unavailable_reason(trainer.device) is None,
+        "compile": trainer.compiled,
         "steps": steps,
         "rounds": rounds,
         "tokens_per_sec": tokens_per_sec,

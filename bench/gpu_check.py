@@ -50,11 +50,10 @@ from torch.profiler import ProfilerActivity, profile
 
 from gpt_reference import data
 from gpt_reference.checkpoint import read_checkpoint
-from gpt_reference.cli import bench
+from gpt_reference.cli import bench_trainer
 from gpt_reference.config import RunConfig, load_config
 from gpt_reference.hardware import auto_device, autocast, resolve_dtype
 from gpt_reference.model import GPT
-from gpt_reference.optim import configure_optimizer
 from gpt_reference.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,19 +121,14 @@ def gpt2_124m_bench(tiny: bool, data_dir: str, work: Path) -> Result:
         overrides += [*TINY_MODEL, "--vocab_size=512", "--compile=false"]
     config = load_config("gpt2_124m", overrides)
     steps, warmup = (2, 1) if tiny else (20, 5)
-    result = bench(config, steps, warmup, json_path=None, synthetic=True)
-    device = auto_device(config.train.device)
-    dtype = getattr(torch, result["dtype"])
-    model = GPT(config.model).to(device)
-    optimizer = configure_optimizer(model, config.train.weight_decay, config.train.learning_rate,
-                                    (config.train.beta1, config.train.beta2), device_type=device.type)  # fmt: skip
+    result, trainer = bench_trainer(config, steps, warmup, json_path=None, synthetic=True)
     return {
         **result,
         "settings": _settings(config, steps=steps, warmup=warmup),
         "target": f"mfu >= {target_mfu}" + (" (not applied: tiny)" if tiny else ""),
         "passed": None if tiny else result["mfu"] is not None and result["mfu"] >= target_mfu,
-        "attention_kernel": attention_kernel(model, dtype),
-        "fused_adamw": bool(optimizer.defaults.get("fused")),
+        "attention_kernel": attention_kernel(trainer.model, trainer.dtype),
+        "fused_adamw": bool(trainer.optimizer.defaults.get("fused")),
     }
 
 

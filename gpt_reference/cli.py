@@ -214,6 +214,13 @@ def bench(
     config: RunConfig, steps: int, warmup: int, json_path: str | None, synthetic: bool = False
 ) -> dict[str, Any]:
     """Time the trainer's own optimizer steps (forward, backward, clip, AdamW), as nanoGPT's bench.py does."""
+    return bench_trainer(config, steps, warmup, json_path, synthetic)[0]
+
+
+def bench_trainer(
+    config: RunConfig, steps: int, warmup: int, json_path: str | None, synthetic: bool = False
+) -> tuple[dict[str, Any], Trainer]:
+    """``bench``'s figures, and the trainer it timed (its model and optimizer, for a caller to inspect)."""
     torch.manual_seed(config.train.seed)
     if synthetic:  # random tokens over the config's vocabulary: no data set needed (e.g. gpt2_124m)
         dataset = RandomTokens(config.model.vocab_size, config.model.block_size)
@@ -236,7 +243,7 @@ def bench(
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         "dtype": str(trainer.dtype).removeprefix("torch."),
-        "compile": train_config.compile,
+        "compile": trainer.compiled,
         "parameters": model.num_params(),
         "batch_size": train_config.batch_size,
         "block_size": model_config.block_size,
@@ -254,7 +261,7 @@ def bench(
     )
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return result, trainer
 
 
 # ---- entry point --------------------------------------------------------------------------------------------------

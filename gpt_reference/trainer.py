@@ -231,12 +231,12 @@ class Trainer:
         self.optimizer = configure_optimizer(self.model, config.weight_decay, config.learning_rate, betas,
                                              device_type=self.device.type)  # fmt: skip
         self._eval_model: nn.Module = self.model
-        if config.compile:
-            reason = compile_unavailable_reason(self.device)
-            if reason is None:
-                self._eval_model = torch.compile(self.model)
-            elif self.is_master:
-                print(f"compile: off, {reason}; the model runs eagerly", file=sys.stderr)
+        reason = compile_unavailable_reason(self.device) if config.compile else None
+        self.compiled = config.compile and reason is None  # what runs, which config.compile only asks for
+        if self.compiled:
+            self._eval_model = torch.compile(self.model)
+        elif config.compile and self.is_master:
+            print(f"compile: off, {reason}; the model runs eagerly", file=sys.stderr)
         self._train_model: nn.Module = self._eval_model
         if self.ddp:
             ids = [self.local_rank] if self.device.type == "cuda" else None

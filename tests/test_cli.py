@@ -98,6 +98,14 @@ def test_bench_writes_json(source, tmp_path, capsys):
     assert "tok/s" in capsys.readouterr().out
 
 
+def test_bench_reports_the_compile_that_ran_not_the_one_asked_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))  # compile asked for, and unavailable
+    path = tmp_path / "bench.json"
+    main(["bench", "--config", "adder", "--steps=1", "--warmup=0", f"--json={path}", *TINY, "--compile=true"])
+    assert json.loads(path.read_text())["compile"] is False
+    assert "compile: off, no C++ compiler" in capsys.readouterr().err
+
+
 def test_sample_from_hugging_face_weights(tmp_path, capsys):
     transformers = pytest.importorskip("transformers")
     if not os.environ.get("TIKTOKEN_CACHE_DIR"):

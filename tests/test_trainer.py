@@ -434,7 +434,7 @@ def test_compile_without_a_compiler_says_why_and_runs_eagerly(tmp_path, monkeypa
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     trainer = make_trainer(tmp_path, compile=True, max_iters=2)
     assert f"compile: off, no C++ compiler ({tmp_path / 'no-such-compiler'})" in capsys.readouterr().err
-    assert trainer._train_model is trainer.model
+    assert trainer._train_model is trainer.model and trainer.compiled is False
     assert trainer.fit()["iterations"] == 2
 
 
