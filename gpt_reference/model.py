@@ -310,6 +310,14 @@ def load_hf_state_dict(model: GPT, hf_state: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(converted)
 
 
+def _embeddings(transformer: nn.ModuleDict, idx: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Each token's embedding plus its position's: (B, T) ids and (T,) positions → (B, T, n_embd)."""
+    return transformer.wte(idx) + transformer.wpe(pos)
+
+
+_embeddings_eagerly = torch.compiler.disable(_embeddings)  # run by PyTorch itself, also inside a compiled model
+
+
 class GPT(nn.Module):
     """GPT-2: embeddings, a stack of Blocks, a final LayerNorm and a language-model head tied to the embeddings."""
 
@@ -379,7 +387,12 @@ class GPT(nn.Module):
                 "crop the context to the last block_size tokens"
             )
         pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        # Compiled for a CPU, the embeddings are looked up eagerly: the compiler's backward of a lookup adds rows into
+        # the gradient with atomic adds from several threads, in an order, and so a rounding, that changes from run
+        # to run. PyTorch's own backward is deterministic, so a CPU run repeats (and resumes) bit for bit.
+        compiled_for_cpu = idx.device.type == "cpu" and torch.compiler.is_compiling()
+        embed = _embeddings_eagerly if compiled_for_cpu else _embeddings
+        x = self.transformer.drop(embed(self.transformer, idx, pos))
         for i, block in enumerate(self.transformer.h):
             x = block(x, caches[i] if caches is not None else None)
         x = self.transformer.ln_f(x)

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from gpt_reference.checkpoint import read_checkpoint, save_checkpoint
 from gpt_reference.config import GPTConfig, TrainConfig
 from gpt_reference.data import batch_seed, get_batch
+from gpt_reference.hardware import compile_unavailable_reason
 from gpt_reference.model import GPT
 from gpt_reference.optim import configure_optimizer, get_lr
 from gpt_reference.trainer import Trainer, TrainingDiverged, fit, train_step
@@ -436,6 +437,22 @@ def test_compile_without_a_compiler_says_why_and_runs_eagerly(tmp_path, monkeypa
     assert f"compile: off, no C++ compiler ({tmp_path / 'no-such-compiler'})" in capsys.readouterr().err
     assert trainer._train_model is trainer.model and trainer.compiled is False
     assert trainer.fit()["iterations"] == 2
+
+
+def test_compiled_on_the_cpu_training_repeats_bit_for_bit_and_agrees_with_eager(tmp_path):
+    if (reason := compile_unavailable_reason(torch.device("cpu"))) is not None:
+        pytest.skip(reason)
+    torch.set_num_threads(2)  # the compiler's own backward of the lookups added rows from both threads in any order
+    config = GPTConfig(block_size=BLOCK, vocab_size=VOCAB, n_layer=1, n_head=2, n_embd=16, dropout=0.0, bias=True)
+    runs = []
+    for compile in (True, True, False):
+        torch.manual_seed(0)
+        trainer = Trainer(GPT(config), tiny_config(tmp_path / str(len(runs)), compile=compile, batch_size=32), Windows())
+        trainer.fit()
+        runs.append([p.detach().clone() for p in trainer.model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))
+    for compiled, eager in zip(runs[0], runs[2]):
+        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-4)
 
 
 def test_metrics_plot_callbacks_and_summary(tmp_path):
