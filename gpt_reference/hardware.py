@@ -123,3 +123,9 @@ def compile_unavailable_reason(device: torch.device) -> str | None:
         if shutil.which(compiler) is None:
             return f"no C++ compiler ({compiler}) to build its CPU kernels"
     return None
+
+
+def compile_options(device: torch.device) -> dict[str, bool]:
+    """Inductor's options for ``torch.compile`` on ``device``. On a CPU its C++ wrapper: the compiled step calls its
+    kernels from C++ rather than from generated Python, about 1 ms less per step of nanoGPT's CPU recipe (~50 ms)."""
+    return {"cpp_wrapper": True} if device.type == "cpu" else {}

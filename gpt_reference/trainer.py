@@ -47,7 +47,8 @@ from .checkpoint import (get_rng_states, load_checkpoint, read_checkpoint, save_
                          unwrap_model)
 from .config import TrainConfig
 from .data import EVAL_STEP, SPLIT_IDS, batch_seed
-from .hardware import auto_device, autocast, compile_unavailable_reason, peak_flops, resolve_dtype, synchronize
+from .hardware import (auto_device, autocast, compile_options, compile_unavailable_reason, peak_flops, resolve_dtype,
+                       synchronize)
 from .metrics import RunMetrics
 from .optim import configure_optimizer, get_lr
 
@@ -234,7 +235,7 @@ class Trainer:
         reason = compile_unavailable_reason(self.device) if config.compile else None
         self.compiled = config.compile and reason is None  # what runs, which config.compile only asks for
         if self.compiled:
-            self._eval_model = torch.compile(self.model)
+            self._eval_model = torch.compile(self.model, options=compile_options(self.device))
         elif config.compile and self.is_master:
             print(f"compile: off, {reason}; the model runs eagerly", file=sys.stderr)
         self._train_model: nn.Module = self._eval_model
