@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -359,8 +360,15 @@ def test_ddp_two_processes_match_one_process_with_grad_accum(tmp_path):
     env.update(OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(Path(worker.__file__)), str(tmp_path / "ddp"), "2"]
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # a session of its own, so that a hang takes torchrun's workers down with it (a plain timeout kills torchrun alone)
+    run = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)  # fmt: skip
+    try:
+        output, _ = run.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        pytest.fail("torchrun's two processes did not finish in 120 s:\n" + run.communicate()[0][-3000:])
+    assert run.returncode == 0, output[-6000:]
 
     a = read_checkpoint(tmp_path / "single" / "ckpt.pt")
     b = read_checkpoint(tmp_path / "ddp" / "ckpt.pt")
