@@ -125,8 +125,8 @@ ATTACKS = [
     Attack("tmp_disk_bomb", "R", r"No space left on device", double=_body(
         "for i in range(32):\n    with open(f'/tmp/bomb{i}', 'wb') as f:\n        f.write(b'x' * (16 * 2**20))")),
     Attack("children_share_the_memory_limit", "R", r"was killed \(SIGKILL\)|MemoryError|did not finish", double=_body(
-        "import os\nchildren = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
-        "        block = b'x' * (300 * 2**20)\n        os._exit(0)\n    children.append(pid)\n"
+        "import os, time\nchildren = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        block = b'x' * (300 * 2**20)\n        time.sleep(1)\n        os._exit(0)\n    children.append(pid)\n"
         "if any(os.waitpid(pid, 0)[1] == 9 for pid in children):\n"
         "    raise MemoryError('a child was killed: one memory limit for all')")),
     Attack("one_huge_allocation", "R", r"MemoryError|can't allocate memory", double=_body(
