@@ -84,6 +84,12 @@ def average_past(x: torch.Tensor) -> torch.Tensor:
     return weights @ x  # (T, T) @ (B, T, C) → (B, T, C)
 
 
+def _compiled_for_cpu(x: torch.Tensor) -> bool:
+    """True while torch.compile traces the model for a CPU: the few places where the compiled CPU code is written
+    differently (the same function, faster or deterministic there) ask this."""
+    return x.device.type == "cpu" and torch.compiler.is_compiling()
+
+
 def causal_mask(T: int) -> torch.Tensor:
     """(T, T) bool mask, True where query position t may attend to key position s, i.e. where s ≤ t.
 
@@ -163,15 +169,15 @@ class CausalSelfAttention(nn.Module):
         # Under torch.compile on the CPU the spelled-out attention is the faster one: the compiler fuses its scaling,
         # mask and softmax (and their backward) into a few loops, where the fused kernel is a call it cannot look
         # into, and at short contexts no faster.
-        compiled_for_cpu = x.device.type == "cpu" and torch.compiler.is_compiling()
-        fused = self.impl == "sdpa" and not compiled_for_cpu
+        compiled = _compiled_for_cpu(x)
+        fused = self.impl == "sdpa" and not compiled
         # Query i sits at absolute position past + i and may attend to keys 0 .. past + i: the last T rows of the
         # causal mask over all past + T positions. With no past the fused kernel builds that mask itself
         # (is_causal); a single new query may attend to everything, so needs no mask.
         is_causal = fused and past == 0 and T > 1
         if is_causal or T == 1:
             mask = None
-        elif compiled_for_cpu:
+        elif compiled:
             mask = self.causal_bias[past : past + T, : past + T]
         else:
             mask = causal_mask(past + T)[past:].to(x.device)
@@ -194,7 +200,7 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     """
     # the formula above, in one fused kernel:
     #     0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
-    if x.device.type == "cpu" and torch.compiler.is_compiling():
+    if _compiled_for_cpu(x):
         # The same function, as the compiler fuses it best on a CPU: 0.5·(1 + tanh(u)) = σ(2u) exactly, and a CPU's
         # vectorised exp (inside the sigmoid) is about 3× faster than its tanh. Only rounding differs (~1e-7).
         return x * torch.sigmoid(2.0 * math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x))
@@ -390,8 +396,7 @@ class GPT(nn.Module):
         # Compiled for a CPU, the embeddings are looked up eagerly: the compiler's backward of a lookup adds rows into
         # the gradient with atomic adds from several threads, in an order, and so a rounding, that changes from run
         # to run. PyTorch's own backward is deterministic, so a CPU run repeats (and resumes) bit for bit.
-        compiled_for_cpu = idx.device.type == "cpu" and torch.compiler.is_compiling()
-        embed = _embeddings_eagerly if compiled_for_cpu else _embeddings
+        embed = _embeddings_eagerly if _compiled_for_cpu(idx) else _embeddings
         x = self.transformer.drop(embed(self.transformer, idx, pos))
         for i, block in enumerate(self.transformer.h):
             x = block(x, caches[i] if caches is not None else None)
