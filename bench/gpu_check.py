@@ -50,7 +50,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from gpt_reference import data
 from gpt_reference.checkpoint import read_checkpoint
-from gpt_reference.cli import bench_trainer
+from gpt_reference.cli import bench
 from gpt_reference.config import RunConfig, load_config
 from gpt_reference.hardware import auto_device, autocast, resolve_dtype
 from gpt_reference.model import GPT
@@ -121,7 +121,7 @@ def gpt2_124m_bench(tiny: bool, data_dir: str, work: Path) -> Result:
         overrides += [*TINY_MODEL, "--vocab_size=512", "--compile=false"]
     config = load_config("gpt2_124m", overrides)
     steps, warmup = (2, 1) if tiny else (20, 5)
-    result, trainer = bench_trainer(config, steps, warmup, json_path=None, synthetic=True)
+    result, trainer = bench(config, steps, warmup, json_path=None, synthetic=True)
     return {
         **result,
         "settings": _settings(config, steps=steps, warmup=warmup),

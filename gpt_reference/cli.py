@@ -212,15 +212,9 @@ class RandomTokens:
 
 def bench(
     config: RunConfig, steps: int, warmup: int, json_path: str | None, synthetic: bool = False
-) -> dict[str, Any]:
-    """Time the trainer's own optimizer steps (forward, backward, clip, AdamW), as nanoGPT's bench.py does."""
-    return bench_trainer(config, steps, warmup, json_path, synthetic)[0]
-
-
-def bench_trainer(
-    config: RunConfig, steps: int, warmup: int, json_path: str | None, synthetic: bool = False
 ) -> tuple[dict[str, Any], Trainer]:
-    """``bench``'s figures, and the trainer it timed (its model and optimizer, for a caller to inspect)."""
+    """Time the trainer's own optimizer steps (forward, backward, clip, AdamW), as nanoGPT's bench.py does. Returns
+    the figures, and the trainer it timed (its model and optimizer, for a caller to inspect)."""
     torch.manual_seed(config.train.seed)
     if synthetic:  # random tokens over the config's vocabulary: no data set needed (e.g. gpt2_124m)
         dataset = RandomTokens(config.model.vocab_size, config.model.block_size)
